@@ -1,0 +1,163 @@
+"""Reports: create (single and batch), update, get, versions, list, search, verify."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from bices.api.auth import CurrentViewer, NodeDep
+from bices.api.schemas import (
+    BatchCreated,
+    BatchIn,
+    Created,
+    ReportOut,
+    ReportPage,
+    SearchPage,
+    VerifyOut,
+)
+from bices.domain.errors import InvalidInput
+from bices.domain.labels import Classification, normalise_code
+from bices.domain.reports import ReportDraft, ReportType, ReportVersion
+from bices.store.base import ReportFilter
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+
+def _out(v: ReportVersion) -> dict[str, Any]:
+    return v.to_json()
+
+
+def _filter(
+    type: list[ReportType] | None,
+    member: list[str] | None,
+    classification: list[str] | None,
+    language: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> ReportFilter:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidInput(f"{name} must carry a time zone, e.g. 2024-07-10T00:00:00Z")
+    return ReportFilter(
+        types=frozenset(type) if type else None,
+        originators=frozenset(normalise_code(m) for m in member) if member else None,
+        classifications=(
+            frozenset(Classification.parse(c) for c in classification) if classification else None
+        ),
+        languages=frozenset(lang.lower() for lang in language) if language else None,
+        since=since,
+        until=until,
+    )
+
+
+TypeQ = Annotated[list[ReportType] | None, Query(description="report types")]
+MemberQ = Annotated[list[str] | None, Query(description="originating members")]
+ClassQ = Annotated[list[str] | None, Query(description="classifications, e.g. NATO SECRET")]
+LangQ = Annotated[list[str] | None, Query(description="ISO 639 language codes")]
+CursorQ = Annotated[str | None, Query(max_length=200)]
+
+
+@router.post("/reports", status_code=201, response_model=Created)
+def create_report(draft: ReportDraft, viewer: CurrentViewer, node: NodeDep) -> Created:
+    stored = node.collector.submit(viewer, [draft])[0]
+    return Created(id=stored.id, version=stored.version)
+
+
+@router.post("/reports/batch", status_code=201, response_model=BatchCreated)
+def create_reports(batch: BatchIn, viewer: CurrentViewer, node: NodeDep) -> BatchCreated:
+    """All or nothing: one bad report refuses the whole batch, naming its index."""
+    stored = node.collector.submit(viewer, batch.reports)
+    return BatchCreated(ids=[v.id for v in stored])
+
+
+@router.put("/reports/{report_id}", response_model=Created)
+def update_report(
+    report_id: str, draft: ReportDraft, viewer: CurrentViewer, node: NodeDep
+) -> Created:
+    """A new version superseding the current one; the old version stays readable."""
+    stored = node.collector.update(viewer, report_id, draft)
+    return Created(id=stored.id, version=stored.version)
+
+
+@router.get("/reports", response_model=ReportPage)
+def list_reports(
+    viewer: CurrentViewer,
+    node: NodeDep,
+    type: TypeQ = None,
+    member: MemberQ = None,
+    classification: ClassQ = None,
+    language: LangQ = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: CursorQ = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Current versions the caller may see, newest first; `total` counts only those."""
+    where = _filter(type, member, classification, language, since, until)
+    page = node.reader.list(viewer, where, cursor, limit)
+    return {"items": [_out(v) for v in page.items], "total": page.total,
+            "next_cursor": page.next_cursor}  # fmt: skip
+
+
+@router.get("/search", response_model=SearchPage)
+def search(
+    viewer: CurrentViewer,
+    node: NodeDep,
+    q: Annotated[str, Query(min_length=1, max_length=1000)],
+    type: TypeQ = None,
+    member: MemberQ = None,
+    classification: ClassQ = None,
+    language: LangQ = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: CursorQ = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """Full-text search; items, `total` and `facets` cover only what the caller may see."""
+    where = _filter(type, member, classification, language, since, until)
+    result = node.reader.search(viewer, q, where, cursor, limit)
+    return {"items": [_out(v) for v in result.items], "total": result.total,
+            "facets": result.facets, "next_cursor": result.next_cursor}  # fmt: skip
+
+
+@router.get("/reports/{report_id}", response_model=ReportOut)
+def get_report(report_id: str, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """The current version; a report the caller may not see answers 404 like a missing one."""
+    return _out(node.reader.get(viewer, report_id))
+
+
+@router.get("/reports/{report_id}/versions", response_model=list[ReportOut])
+def get_versions(report_id: str, viewer: CurrentViewer, node: NodeDep) -> list[dict[str, Any]]:
+    return [_out(v) for v in node.reader.versions(viewer, report_id)]
+
+
+@router.get("/reports/{report_id}/versions/{version}", response_model=ReportOut)
+def get_version(
+    report_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31)],
+    viewer: CurrentViewer,
+    node: NodeDep,
+) -> dict[str, Any]:
+    return _out(node.reader.get(viewer, report_id, version))
+
+
+@router.get("/reports/{report_id}/verify", response_model=VerifyOut)
+def verify_report(report_id: str, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """Check each visible version's signature against the originator's registered key."""
+    checks = node.reader.verify(viewer, report_id)
+    return {
+        "id": report_id,
+        "versions": [{"version": c.version, "valid": c.valid, "reason": c.reason} for c in checks],
+    }
+
+
+@router.get(
+    "/reports/{report_id}/attachments/{sha256}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_attachment(report_id: str, sha256: str, viewer: CurrentViewer, node: NodeDep) -> Response:
+    blob = node.reader.attachment(viewer, report_id, sha256)
+    return Response(blob.data, media_type="application/octet-stream")

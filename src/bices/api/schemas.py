@@ -1,0 +1,180 @@
+"""Response shapes of the API, for the OpenAPI document and for clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bices.domain.reports import ReportDraft
+
+
+class LabelOut(BaseModel):
+    classification: str
+    releasable_to: list[str]
+    caveats: list[str]
+    originator: str
+    banner: str = Field(examples=["NATO SECRET // REL TO NATO, KOR"])
+
+
+class SourceOut(BaseModel):
+    name: str
+    reliability: str
+    credibility: int
+    grading: str
+
+
+class AttachmentOut(BaseModel):
+    sha256: str
+    name: str
+    media_type: str
+    size: int
+
+
+class LocationOut(BaseModel):
+    lat: float
+    lon: float
+    name: str | None = None
+
+
+class ReportOut(BaseModel):
+    id: str
+    version: int
+    type: str
+    title: str
+    body: str
+    language: str
+    label: LabelOut
+    source: SourceOut
+    reported_at: str
+    observed_at: str | None
+    locations: list[LocationOut]
+    attachments: list[AttachmentOut]
+    originator: str
+    author: str
+    stored_at: str
+    signature: str
+
+
+class Created(BaseModel):
+    id: str
+    version: int
+
+
+class BatchIn(BaseModel):
+    reports: list[ReportDraft] = Field(min_length=1)
+
+
+class BatchCreated(BaseModel):
+    ids: list[str]
+
+
+class ReportPage(BaseModel):
+    items: list[ReportOut]
+    total: int
+    next_cursor: str | None
+
+
+class SearchPage(BaseModel):
+    items: list[ReportOut]
+    total: int
+    facets: dict[str, dict[str, int]]
+    next_cursor: str | None
+
+
+class VersionCheck(BaseModel):
+    version: int
+    valid: bool
+    reason: str
+
+
+class VerifyOut(BaseModel):
+    id: str
+    versions: list[VersionCheck]
+
+
+class MemberOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    status: str
+    public_key: str | None
+    sponsor: str | None
+    communities: list[str]
+
+
+class MemberIn(BaseModel):
+    code: str = Field(examples=["KOR"])
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(default="nation", pattern="^(nation|organisation)$")
+    communities: list[str] = Field(default_factory=list, max_length=32)
+
+
+class AccessionIn(MemberIn):
+    sponsor: str = Field(examples=["USA"])
+    public_key: str | None = Field(
+        default=None, description="The applicant's own Ed25519 public key (base64), if it keeps one"
+    )
+
+
+class AccessionOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    sponsor: str
+    communities: list[str]
+    status: str
+    public_key: str | None
+    approvals: list[str]
+    rejections: list[str]
+
+
+class CommunityIn(BaseModel):
+    members: list[str] = Field(max_length=500)
+
+
+class UserIn(BaseModel):
+    member: str
+    name: str = Field(min_length=1, max_length=100)
+    clearance: str = Field(examples=["NATO SECRET"])
+    caveats: list[str] = Field(default_factory=list, max_length=32)
+    roles: list[str] = Field(default_factory=lambda: ["analyst"], min_length=1, max_length=5)
+
+
+class UserOut(BaseModel):
+    id: int
+    member: str
+    name: str
+    clearance: str
+    caveats: list[str]
+    roles: list[str]
+
+
+class UserCreated(BaseModel):
+    user: UserOut
+    token: str
+
+
+class TokenOut(BaseModel):
+    token: str
+
+
+class Revoked(BaseModel):
+    revoked: int
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    member: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    prev: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_after: int | None

@@ -1,0 +1,69 @@
+"""Users, their tokens, and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from bices.api.auth import CurrentViewer, NodeDep
+from bices.api.schemas import AuditPage, Revoked, TokenOut, UserCreated, UserIn, UserOut
+from bices.domain.errors import Forbidden
+from bices.domain.users import Role
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.get("/users/me", response_model=UserOut)
+def me(viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    return node.coalition.user(viewer.name, viewer).to_json()
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(viewer: CurrentViewer, node: NodeDep) -> list[dict[str, Any]]:
+    """Operators see every user; member-admins their own member's."""
+    if viewer.has(Role.OPERATOR):
+        users = node.store.coalition.list_users()
+    elif viewer.has(Role.MEMBER_ADMIN):
+        users = node.store.coalition.list_users(viewer.member)
+    else:
+        raise Forbidden("listing users needs the member-admin or operator role")
+    return [u.to_json() for u in users]
+
+
+@router.post("/users", status_code=201, response_model=UserCreated)
+def add_user(body: UserIn, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """A new user and its first token, shown once."""
+    user, token = node.coalition.add_user(
+        body.member, body.name, body.clearance, body.caveats, body.roles, viewer=viewer
+    )
+    return {"user": user.to_json(), "token": token}
+
+
+@router.post("/users/{name}/tokens", status_code=201, response_model=TokenOut)
+def issue_token(name: str, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    user = node.coalition.user(name, viewer)
+    if viewer.user_id != user.id and not viewer.has(Role.MEMBER_ADMIN):
+        raise Forbidden("issuing another user's token needs the member-admin role")
+    return {"token": node.coalition.issue_token(user)}
+
+
+@router.delete("/users/{name}/tokens", response_model=Revoked)
+def revoke_tokens(name: str, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """Revoke every token of the user; they stop working on the next request."""
+    return {"revoked": node.coalition.revoke(name, viewer)}
+
+
+@router.get("/audit", response_model=AuditPage)
+def audit_trail(
+    viewer: CurrentViewer,
+    node: NodeDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Audit events after `after`, only those about items the caller may see."""
+    events = node.reader.audit_trail(viewer, after, limit)
+    return {
+        "items": [e.to_json() for e in events],
+        "next_after": events[-1].seq if len(events) == limit else None,
+    }

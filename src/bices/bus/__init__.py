@@ -1,0 +1,1 @@
+"""The event bus: a `Bus` protocol and its backends (in-process now, NATS JetStream next)."""

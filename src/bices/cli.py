@@ -1,0 +1,333 @@
+"""The `bices` command: thin over the library, acting as the node operator on a data folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bices.domain.audit import verify_chain
+from bices.domain.errors import BicesError
+from bices.domain.members import MemberKind, MemberStatus
+from bices.node import Node
+from bices.settings import Settings
+from bices.share.reading import verify_version
+from bices.store.base import ReportFilter
+
+app = typer.Typer(help="BICES: a coalition intelligence-sharing node.", no_args_is_help=True)
+member_app = typer.Typer(help="Members and accession.", no_args_is_help=True)
+community_app = typer.Typer(help="Communities used in releasability.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
+app.add_typer(community_app, name="community")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option("--data", envvar="BICES_DATA", help="data folder of the node")
+    ] = None,
+) -> None:
+    ctx.obj = Settings() if data is None else Settings(data=data)
+
+
+@contextmanager
+def opened(ctx: typer.Context) -> Iterator[Node]:
+    """Open the node for one command; domain errors become a message and exit code 2."""
+    settings: Settings = ctx.obj
+    node = Node.open(settings)
+    try:
+        yield node
+    except BicesError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    finally:
+        node.close()
+
+
+Communities = Annotated[list[str] | None, typer.Option("--community", help="repeatable")]
+Kind = Annotated[MemberKind, typer.Option("--kind")]
+
+
+# -- members ---------------------------------------------------------------------------
+
+
+@member_app.command("add")
+def member_add(
+    ctx: typer.Context,
+    code: str,
+    name: Annotated[str, typer.Option("--name")],
+    community: Communities = None,
+    kind: Kind = MemberKind.NATION,
+) -> None:
+    """Operator bootstrap: add an active member with a new Ed25519 signing key."""
+    with opened(ctx) as node:
+        member = node.coalition.add_member(code, name, kind, community or [])
+        out.print(f"member {member.code} ({member.name}) active; public key {member.public_key}")
+
+
+@member_app.command("list")
+def member_list(ctx: typer.Context) -> None:
+    with opened(ctx) as node:
+        table = Table("code", "name", "kind", "status", "communities")
+        for m in node.store.coalition.list_members():
+            communities = ", ".join(node.store.coalition.member_communities(m.code))
+            table.add_row(m.code, m.name, m.kind.value, m.status.value, communities)
+        out.print(table)
+
+
+@member_app.command("apply")
+def member_apply(
+    ctx: typer.Context,
+    code: str,
+    name: Annotated[str, typer.Option("--name")],
+    sponsor: Annotated[str, typer.Option("--sponsor", help="an active member")],
+    community: Communities = None,
+    kind: Kind = MemberKind.NATION,
+    public_key: Annotated[str | None, typer.Option("--public-key")] = None,
+) -> None:
+    """File an application to join, sponsored by an active member."""
+    with opened(ctx) as node:
+        accession = node.coalition.apply(code, name, sponsor, kind, community or [], public_key)
+        out.print(f"application of {accession.code} filed, sponsored by {accession.sponsor}")
+
+
+def _vote(ctx: typer.Context, code: str, member: str, approve: bool) -> None:
+    with opened(ctx) as node:
+        accession = node.coalition.vote(code, approve, member=member)
+        out.print(
+            f"{accession.code}: {accession.status}; approvals {len(accession.approvals)}, "
+            f"rejections {len(accession.rejections)}"
+        )
+
+
+AsMember = Annotated[str, typer.Option("--as-member", help="the voting active member")]
+
+
+@member_app.command("approve")
+def member_approve(ctx: typer.Context, code: str, as_member: AsMember) -> None:
+    """Record an active member's approval; at quorum the applicant becomes active."""
+    _vote(ctx, code, as_member, True)
+
+
+@member_app.command("reject")
+def member_reject(ctx: typer.Context, code: str, as_member: AsMember) -> None:
+    _vote(ctx, code, as_member, False)
+
+
+def _set_status(ctx: typer.Context, code: str, status: MemberStatus) -> None:
+    with opened(ctx) as node:
+        member = node.coalition.set_status(code, status)
+        out.print(f"member {member.code} is now {member.status.value}")
+
+
+@member_app.command("suspend")
+def member_suspend(ctx: typer.Context, code: str) -> None:
+    """Suspend a member: its users see nothing from the next request on."""
+    _set_status(ctx, code, MemberStatus.SUSPENDED)
+
+
+@member_app.command("reinstate")
+def member_reinstate(ctx: typer.Context, code: str) -> None:
+    _set_status(ctx, code, MemberStatus.ACTIVE)
+
+
+@member_app.command("withdraw")
+def member_withdraw(ctx: typer.Context, code: str) -> None:
+    _set_status(ctx, code, MemberStatus.WITHDRAWN)
+
+
+# -- communities -----------------------------------------------------------------------
+
+
+@community_app.command("define")
+def community_define(ctx: typer.Context, name: str, members: list[str]) -> None:
+    """Define (or redefine) a community of members."""
+    with opened(ctx) as node:
+        codes = node.coalition.define_community(name, members)
+        out.print(f"community {name.upper()}: {', '.join(codes)}")
+
+
+@community_app.command("list")
+def community_list(ctx: typer.Context) -> None:
+    with opened(ctx) as node:
+        for name, members in sorted(node.store.coalition.directory().communities.items()):
+            out.print(f"{name}: {', '.join(sorted(members))}")
+
+
+# -- users -----------------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    member: Annotated[str, typer.Option("--member")],
+    name: Annotated[str, typer.Option("--name")],
+    clearance: Annotated[str, typer.Option("--clearance", help='e.g. "NATO SECRET"')],
+    caveat: Annotated[list[str] | None, typer.Option("--caveat", help="repeatable")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="repeatable")] = None,
+) -> None:
+    """Create a user; its API token is the last line printed."""
+    with opened(ctx) as node:
+        user, token = node.coalition.add_user(
+            member, name, clearance, caveat or [], role or ["analyst"]
+        )
+        roles = ", ".join(sorted(r.value for r in user.roles))
+        print(f"user {user.name} of {user.member}, {user.clearance.marking}, roles {roles}")
+        print(token)
+
+
+@user_app.command("list")
+def user_list(ctx: typer.Context) -> None:
+    with opened(ctx) as node:
+        table = Table("name", "member", "clearance", "caveats", "roles")
+        for u in node.store.coalition.list_users():
+            table.add_row(
+                u.name, u.member, u.clearance.marking, ", ".join(sorted(u.caveats)),
+                ", ".join(sorted(r.value for r in u.roles)),
+            )  # fmt: skip
+        out.print(table)
+
+
+@user_app.command("token")
+def user_token(ctx: typer.Context, name: str) -> None:
+    """Issue another token for a user (printed once)."""
+    with opened(ctx) as node:
+        print(node.coalition.issue_token(node.coalition.user(name)))
+
+
+@user_app.command("revoke")
+def user_revoke(ctx: typer.Context, name: str) -> None:
+    """Revoke every token of a user."""
+    with opened(ctx) as node:
+        count = node.coalition.revoke(name)
+        out.print(f"revoked {count} token(s) of {name}")
+
+
+# -- audit and verification ------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context) -> None:
+    """Walk the hash chain; name the first changed, removed or reordered event."""
+    with opened(ctx) as node:
+        count, broken = verify_chain(node.store.audit.all_events())
+    if broken is not None:
+        err.print(f"[red]audit chain broken at event {broken.seq}:[/red] {broken.reason}")
+        err.print(f"{count} event(s) before it verified")
+        raise typer.Exit(1)
+    out.print(f"audit chain intact: {count} event(s)")
+
+
+@report_app.command("verify")
+def report_verify(ctx: typer.Context) -> None:
+    """Check every stored version's signature against its originator's registered key."""
+    bad = 0
+    total = 0
+    with opened(ctx) as node:
+        for version in node.store.reports.all_versions():
+            total += 1
+            check = verify_version(node.store, version)
+            if not check.valid:
+                bad += 1
+                err.print(f"[red]{check.report_id} v{check.version}:[/red] {check.reason}")
+    out.print(f"{total - bad} of {total} version(s) verify")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    q: str,
+    user: Annotated[str, typer.Option("--user", help="search as this user, under the rule")],
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Full-text search as a user sees it."""
+    with opened(ctx) as node:
+        viewer = node.coalition.viewer_of(user)
+        result = node.reader.search(viewer, q, ReportFilter(), None, limit)
+        if as_json:
+            items = [v.to_json() for v in result.items]
+            print(json.dumps({"total": result.total, "facets": result.facets, "items": items}))
+            return
+        out.print(f"{result.total} hit(s)")
+        for v in result.items:
+            out.print(f"[bold]{v.title}[/bold]  {v.label.render()}  {v.id}")
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+Host = Annotated[str, typer.Option("--host")]
+Port = Annotated[int, typer.Option("--port")]
+
+
+def _serve(node: Node, host: str, port: int) -> None:
+    import uvicorn
+
+    from bices.api import create_app
+
+    uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+
+
+@app.command("serve")
+def serve(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8470) -> None:
+    """Serve the REST API of the node in the data folder."""
+    with opened(ctx) as node:
+        _serve(node, host, port)
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    host: Host = "127.0.0.1",
+    port: Port = 8470,
+    seed_only: Annotated[bool, typer.Option("--seed-only", help="set up, print, exit")] = False,
+) -> None:
+    """Start a node with a sample coalition, users and reports on a fresh data folder."""
+    from bices.demo import seed
+
+    settings: Settings = ctx.obj
+    explicit = "--data" in sys.argv or any(a.startswith("--data=") for a in sys.argv)
+    data = settings.data if explicit else Path(tempfile.mkdtemp(prefix="bices-demo-"))
+    if (data / "bices.db").exists():
+        err.print(f"[red]error:[/red] {data} already holds a node; demo needs a fresh folder")
+        raise typer.Exit(2)
+    ctx.obj = settings.model_copy(update={"data": data})
+    with opened(ctx) as node:
+        users = seed(node)
+        base = f"http://{host}:{port}"
+        out.print(f"[bold]BICES demo node[/bold] on {data}")
+        out.print("users (name, member, clearance, API token):")
+        for u in users:
+            print(f"  {u.name:<14} {u.member:<4} {u.clearance:<18} {u.token}")
+        first = users[1]
+        out.print(f"API: {base}/api/v1   OpenAPI: {base}/openapi.json   docs: {base}/docs")
+        out.print(
+            f'try: curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/search?q=NATO"'
+        )
+        if not seed_only:
+            _serve(node, host, port)
+
+
+def main() -> None:
+    app()

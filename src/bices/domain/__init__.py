@@ -1,0 +1,1 @@
+"""Pure data of the coalition: members, labels, users, reports. No I/O here."""

@@ -1,0 +1,60 @@
+"""The node: settings, the chosen store and bus, and the services built on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bices.bus.base import Bus
+from bices.bus.memory import MemoryBus
+from bices.coalition import CoalitionService
+from bices.pipeline.collect import Collector, Limits
+from bices.settings import Settings
+from bices.share.reading import Reader
+from bices.store.base import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The one place a storage backend is chosen."""
+    if settings.database_url:
+        raise SystemExit(
+            "BICES_DATABASE_URL is set, but the PostgreSQL backend is not part of this release yet"
+        )
+    from bices.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.data / "bices.db")
+
+
+def open_bus(settings: Settings) -> Bus:
+    """The one place a bus backend is chosen."""
+    if settings.bus_url:
+        raise SystemExit("BICES_BUS_URL is set, but the NATS bus is not part of this release yet")
+    return MemoryBus()
+
+
+@dataclass
+class Node:
+    settings: Settings
+    store: Store
+    bus: Bus
+    coalition: CoalitionService
+    collector: Collector
+    reader: Reader
+
+    @classmethod
+    def open(cls, settings: Settings) -> Node:
+        store = open_store(settings)
+        bus = open_bus(settings)
+        return cls(
+            settings=settings,
+            store=store,
+            bus=bus,
+            coalition=CoalitionService(store, settings.accession_quorum),
+            collector=Collector(
+                store, bus, Limits(settings.max_batch, settings.max_attachment_bytes)
+            ),
+            reader=Reader(store),
+        )
+
+    def close(self) -> None:
+        self.bus.close()
+        self.store.close()

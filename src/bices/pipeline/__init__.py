@@ -1,0 +1,1 @@
+"""TCPED steps inside the node: collect, process, exploit, correlate."""

@@ -1,0 +1,165 @@
+"""Collection of reports: validate, label, sign, store with audit, then announce.
+
+A batch is all or nothing: every draft is checked and signed before one transaction
+stores them, and events reach the bus only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bices.bus.base import Bus, ReportStored
+from bices.domain.audit import AuditDraft
+from bices.domain.errors import (
+    BadSignature,
+    BicesError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+)
+from bices.domain.reports import Attachment, ReportDraft, ReportVersion
+from bices.domain.signing import load_private, load_public, sign, verifies
+from bices.domain.users import Viewer
+from bices.policy import check_may_create
+from bices.store.base import ReportWrite, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_batch: int
+    max_attachment_bytes: int
+
+
+class Collector:
+    def __init__(self, store: Store, bus: Bus, limits: Limits) -> None:
+        self.store = store
+        self.bus = bus
+        self.limits = limits
+        self._keys: dict[str, Ed25519PrivateKey] = {}
+
+    def submit(self, viewer: Viewer, drafts: Sequence[ReportDraft]) -> list[ReportVersion]:
+        """Store new reports (version 1) for the viewer's member."""
+        if not viewer.may_write:
+            raise Forbidden("writing reports needs the analyst, collector or releaser role")
+        if len(drafts) > self.limits.max_batch:
+            raise TooLarge(
+                f"batch of {len(drafts)} reports exceeds the limit of {self.limits.max_batch}"
+            )
+        now = datetime.now(UTC)
+        writes = []
+        ids: set[str] = set()
+        for index, draft in enumerate(drafts):
+            try:
+                report_id = draft.id or str(uuid.uuid4())
+                if report_id in ids:
+                    raise Conflict(f"id {report_id} appears twice in the batch")
+                ids.add(report_id)
+                if draft.id is not None and self.store.reports.current_unfiltered(draft.id):
+                    raise Conflict(f"report {draft.id} already exists; update it instead")
+                writes.append(self._prepare(viewer, draft, report_id, 1, now))
+            except BicesError as error:
+                if len(drafts) == 1:
+                    raise
+                raise type(error)(f"reports[{index}]: {error}") from None
+        return self._store(writes)
+
+    def update(self, viewer: Viewer, report_id: str, draft: ReportDraft) -> ReportVersion:
+        """A new version that supersedes the current one; only the originator may make it."""
+        if not viewer.may_write:
+            raise Forbidden("updating reports needs the analyst, collector or releaser role")
+        current = self.store.reports.current(viewer, report_id)
+        if current is None:
+            raise NotFound(f"report {report_id} not found")
+        if current.label.originator != viewer.member:
+            raise Forbidden(
+                f"report {report_id} originates from {current.label.originator}; "
+                "only its originator may issue a new version"
+            )
+        if draft.id is not None and draft.id != report_id:
+            raise Conflict(f"body id {draft.id} does not match the path id {report_id}")
+        write = self._prepare(viewer, draft, report_id, current.version + 1, datetime.now(UTC))
+        return self._store([write])[0]
+
+    def _prepare(
+        self, viewer: Viewer, draft: ReportDraft, report_id: str, version: int, now: datetime
+    ) -> ReportWrite:
+        directory = self.store.coalition.directory()
+        label = draft.label.bind(viewer.member)
+        check_may_create(viewer, label, directory)
+        blobs: list[bytes] = []
+        attachments: list[Attachment] = []
+        for attachment in draft.attachments:
+            try:
+                data = attachment.content()
+            except ValueError as error:
+                raise InvalidInput(str(error)) from None
+            if len(data) > self.limits.max_attachment_bytes:
+                raise TooLarge(
+                    f"attachment {attachment.name!r} is {len(data)} bytes; "
+                    f"the limit is {self.limits.max_attachment_bytes}"
+                )
+            blobs.append(data)
+            attachments.append(
+                Attachment(hashlib.sha256(data).hexdigest(), attachment.name,
+                           attachment.media_type, len(data))
+            )  # fmt: skip
+        unsigned = ReportVersion(
+            id=report_id,
+            version=version,
+            type=draft.type,
+            title=draft.title,
+            body=draft.body,
+            language=draft.language,
+            label=label,
+            source=draft.source,
+            reported_at=draft.reported_at or now,
+            observed_at=draft.observed_at,
+            locations=tuple(draft.locations),
+            attachments=tuple(attachments),
+            author=viewer.name,
+            stored_at=now,
+        )
+        content = unsigned.signed_content()
+        if draft.signature is not None:
+            signature = self._checked(viewer.member, content, draft.signature, draft.id)
+        else:
+            signature = sign(self._key(viewer.member), content)
+        action = "report.create" if version == 1 else "report.update"
+        audit = AuditDraft(
+            viewer.name, viewer.member, action, report_id, detail={"version": version}
+        )
+        return ReportWrite(replace(unsigned, signature=signature), blobs, audit)
+
+    def _checked(self, member: str, content: object, signature: str, given_id: str | None) -> str:
+        if given_id is None:
+            raise BadSignature("a signed report must carry the id it was signed with")
+        registered = self.store.coalition.get_member(member)
+        if registered is None or registered.public_key is None:
+            raise BadSignature(f"member {member} has no registered public key")
+        if not verifies(load_public(registered.public_key), content, signature):
+            raise BadSignature(f"signature does not verify against the registered key of {member}")
+        return signature
+
+    def _key(self, member: str) -> Ed25519PrivateKey:
+        key = self._keys.get(member)
+        if key is None:
+            raw = self.store.coalition.signing_key(member)
+            if raw is None:
+                raise Conflict(
+                    f"this node does not hold the signing key of {member}; submit signed reports"
+                )
+            key = self._keys[member] = load_private(raw)
+        return key
+
+    def _store(self, writes: list[ReportWrite]) -> list[ReportVersion]:
+        stored = self.store.reports.add(writes)
+        self.bus.publish([ReportStored(v.id, v.version, v.label_id, v.seq) for v in stored])
+        return stored

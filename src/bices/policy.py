@@ -1,0 +1,119 @@
+"""THE access rule and the label algebra. Every path out of the node asks this module.
+
+A user of member M sees an item with label L iff the user's clearance dominates
+L.classification, M is in expand(L.releasable_to) or is L's originator, the user
+holds every caveat of L, and M is active. No I/O: the caller passes a `Directory`
+snapshot of member statuses and community membership.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from bices.domain.errors import Forbidden, InvalidInput
+from bices.domain.labels import Classification, Label
+from bices.domain.members import MemberStatus
+from bices.domain.users import Viewer
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """What the rule needs to know of the coalition: member statuses and communities."""
+
+    statuses: Mapping[str, MemberStatus]
+    communities: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def expand(self, releasable_to: Iterable[str]) -> frozenset[str]:
+        """Members named directly or through a community."""
+        members: set[str] = set()
+        for code in releasable_to:
+            members.update(self.communities.get(code, (code,)))
+        return frozenset(members)
+
+
+def may_see(viewer: Viewer, label: Label, directory: Directory) -> bool:
+    """The one access rule."""
+    if directory.statuses.get(viewer.member) is not MemberStatus.ACTIVE:
+        return False
+    if viewer.clearance < label.classification:
+        return False
+    if not label.caveats <= viewer.caveats:
+        return False
+    return viewer.member == label.originator or viewer.member in directory.expand(
+        label.releasable_to
+    )
+
+
+def combine(labels: Iterable[Label], originator: str, directory: Directory) -> Label:
+    """The label of an item derived from several sources.
+
+    Highest classification, intersection of (expanded) releasability, union of caveats.
+    """
+    sources = list(labels)
+    if not sources:
+        raise InvalidInput("a derived item needs at least one source label")
+    level = max(label.classification for label in sources)
+    releasable = directory.expand(sources[0].releasable_to)
+    caveats: set[str] = set()
+    for label in sources:
+        releasable &= directory.expand(label.releasable_to)
+        caveats |= label.caveats
+    return Label(
+        classification=level,
+        releasable_to=_compress(releasable, directory),
+        originator=originator,
+        caveats=frozenset(caveats),
+    )
+
+
+def _compress(members: frozenset[str], directory: Directory) -> frozenset[str]:
+    """Write a member set with whole communities where it contains them (for readable banners)."""
+    named: set[str] = set()
+    covered: set[str] = set()
+    for name, community in sorted(directory.communities.items(), key=lambda kv: -len(kv[1])):
+        if community and community <= members and not community <= covered:
+            named.add(name)
+            covered |= community
+    return frozenset(named | (members - covered))
+
+
+def check_may_create(viewer: Viewer, label: Label, directory: Directory) -> None:
+    """Refuse a label the viewer may not put on a new item.
+
+    The label must name only known members and communities, not exceed the viewer's
+    clearance, carry only caveats the viewer holds, and be releasable to the viewer's member.
+    """
+    unknown = sorted(
+        code
+        for code in label.releasable_to
+        if code not in directory.communities and code not in directory.statuses
+    )
+    if unknown:
+        raise InvalidInput(
+            f"label.releasable_to names unknown members or communities: {', '.join(unknown)}"
+        )
+    if label.originator != viewer.member:
+        raise Forbidden(
+            f"label.originator {label.originator!r} is not the caller's member {viewer.member!r}"
+        )
+    if directory.statuses.get(viewer.member) is not MemberStatus.ACTIVE:
+        raise Forbidden(f"member {viewer.member} is not active")
+    if label.classification > viewer.clearance:
+        raise Forbidden(
+            f"label.classification {label.classification.marking!r} is above the caller's "
+            f"clearance {viewer.clearance.marking!r}"
+        )
+    missing = sorted(label.caveats - viewer.caveats)
+    if missing:
+        raise Forbidden(f"label.caveats {', '.join(missing)} not held by the caller")
+    if viewer.member not in directory.expand(label.releasable_to):
+        raise Forbidden(
+            f"label is not releasable to the caller's member {viewer.member}: "
+            f"REL TO {', '.join(sorted(label.releasable_to))}"
+        )
+
+
+def visible_levels(viewer: Viewer) -> list[Classification]:
+    """Classifications the viewer is cleared for (used to build filter choices)."""
+    return [level for level in Classification if level <= viewer.clearance]

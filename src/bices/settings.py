@@ -1,0 +1,28 @@
+"""One settings object for the node, read from flags and ``BICES_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bices.domain.members import check_quorum
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BICES_", extra="ignore")
+
+    data: Path = Field(default=Path("bices-data"), description="data folder of the embedded node")
+    database_url: str | None = Field(default=None, description="postgresql://… (scale-out)")
+    bus_url: str | None = Field(default=None, description="nats://… (scale-out)")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    max_batch: int = Field(default=1000, gt=0)
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_page: int = Field(default=200, gt=0)
+    accession_quorum: str = "majority"
+
+    @field_validator("accession_quorum")
+    @classmethod
+    def _quorum(cls, value: str) -> str:
+        return check_quorum(value)

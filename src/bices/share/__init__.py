@@ -1,0 +1,1 @@
+"""Dissemination: every read path, each through the access rule, with its audit event."""

@@ -1,0 +1,148 @@
+"""Every read of reports and of the audit trail, each through the rule and each audited.
+
+The store applies `bices.policy.may_see`; this layer records what was read, by whom:
+one `report.read` event per item served (the item's label travels with the event, so the
+audit view obeys the rule too), plus one event per listing or search with its filters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bices.domain.audit import AuditDraft, AuditEvent
+from bices.domain.errors import Forbidden, NotFound
+from bices.domain.reports import ReportVersion
+from bices.domain.signing import load_public, verifies
+from bices.domain.users import Role, Viewer
+from bices.store.base import Page, ReportFilter, SearchResult, Store, StoredBlob
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    report_id: str
+    version: int
+    valid: bool
+    reason: str
+
+
+class Reader:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _read(self, viewer: Viewer, items: list[ReportVersion], via: str) -> None:
+        self.store.audit.append(
+            [
+                AuditDraft(
+                    viewer.name,
+                    viewer.member,
+                    "report.read",
+                    v.id,
+                    v.label_id,
+                    {"version": v.version, "via": via},
+                )
+                for v in items
+            ]
+        )
+
+    def get(self, viewer: Viewer, report_id: str, version: int | None = None) -> ReportVersion:
+        """One report (its current version, or a given one); hidden answers like missing."""
+        found = (
+            self.store.reports.current(viewer, report_id)
+            if version is None
+            else self.store.reports.version(viewer, report_id, version)
+        )
+        if found is None:
+            raise NotFound(f"report {report_id} not found")
+        self._read(viewer, [found], "get")
+        return found
+
+    def versions(self, viewer: Viewer, report_id: str) -> list[ReportVersion]:
+        found = self.store.reports.versions(viewer, report_id)
+        if not found:
+            raise NotFound(f"report {report_id} not found")
+        self._read(viewer, found, "versions")
+        return found
+
+    def attachment(self, viewer: Viewer, report_id: str, sha256: str) -> StoredBlob:
+        """An attachment, served only through a visible version of a report that carries it."""
+        carrier = next(
+            (
+                v
+                for v in self.store.reports.versions(viewer, report_id)
+                if any(a.sha256 == sha256 for a in v.attachments)
+            ),
+            None,
+        )
+        blob = None if carrier is None else self.store.reports.blob(viewer, report_id, sha256)
+        if carrier is None or blob is None:
+            raise NotFound(f"attachment {sha256} of report {report_id} not found")
+        self.store.audit.append(
+            [AuditDraft(viewer.name, viewer.member, "attachment.read", report_id,
+                        carrier.label_id, {"sha256": sha256, "version": carrier.version})]
+        )  # fmt: skip
+        return blob
+
+    def list(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
+        page = self.store.reports.list(viewer, where, cursor, limit)
+        self._read(viewer, page.items, "list")
+        return page
+
+    def search(
+        self, viewer: Viewer, q: str, where: ReportFilter, cursor: str | None, limit: int
+    ) -> SearchResult:
+        result = self.store.reports.search(viewer, q, where, cursor, limit)
+        self.store.audit.append(
+            [
+                AuditDraft(
+                    viewer.name,
+                    viewer.member,
+                    "search",
+                    None,
+                    None,
+                    {"q": q, "hits": [v.id for v in result.items]},
+                ),
+                *(
+                    AuditDraft(
+                        viewer.name,
+                        viewer.member,
+                        "report.read",
+                        v.id,
+                        v.label_id,
+                        {"version": v.version, "via": "search"},
+                    )
+                    for v in result.items
+                ),
+            ]
+        )
+        return result
+
+    def verify(self, viewer: Viewer, report_id: str) -> list[Verification]:
+        """Check every visible version's signature against its originator's registered key."""
+        return [verify_version(self.store, v) for v in self.versions(viewer, report_id)]
+
+    def audit_trail(self, viewer: Viewer, after: int, limit: int) -> list[AuditEvent]:
+        """Operators see every event whose item they may see; member-admins their member's."""
+        if viewer.has(Role.OPERATOR):
+            member = None
+        elif viewer.has(Role.MEMBER_ADMIN):
+            member = viewer.member
+        else:
+            raise Forbidden("the audit trail needs the member-admin or operator role")
+        events = self.store.audit.events(viewer, member, after, limit)
+        self.store.audit.append(
+            [AuditDraft(viewer.name, viewer.member, "audit.read", None, None,
+                        {"after": after, "count": len(events)})]
+        )  # fmt: skip
+        return events
+
+
+def verify_version(store: Store, version: ReportVersion) -> Verification:
+    """Recompute the canonical content from what is stored and check the signature."""
+    member = store.coalition.get_member(version.label.originator)
+    if member is None or member.public_key is None:
+        return Verification(version.id, version.version, False, "originator has no registered key")
+    if not verifies(load_public(member.public_key), version.signed_content(), version.signature):
+        return Verification(
+            version.id, version.version, False, "signature does not match stored content and label"
+        )
+    return Verification(version.id, version.version, True, "ok")

@@ -1,0 +1,197 @@
+"""The storage interface every backend implements (SQLite now, PostgreSQL next).
+
+Every read of labelled items takes the `Viewer` and applies `bices.policy.may_see` to the
+node's distinct labels; the backend filters rows by the resulting label ids in its query,
+so items, totals and facets all come from the same visible set. Every write takes the
+audit event that records it and stores both in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from bices.domain.audit import AuditDraft, AuditEvent
+from bices.domain.labels import Classification, Label
+from bices.domain.members import Member, MemberKind, MemberStatus
+from bices.domain.reports import ReportType, ReportVersion
+from bices.domain.users import Role, Viewer
+from bices.policy import Directory
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    member: str
+    name: str
+    clearance: Classification
+    caveats: frozenset[str]
+    roles: frozenset[Role]
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "member": self.member,
+            "name": self.name,
+            "clearance": self.clearance.marking,
+            "caveats": sorted(self.caveats),
+            "roles": sorted(role.value for role in self.roles),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Accession:
+    """An application to join, and the votes of active members on it."""
+
+    code: str
+    name: str
+    kind: MemberKind
+    sponsor: str
+    communities: tuple[str, ...]
+    status: str  # pending, approved, rejected
+    applied_at: datetime
+    public_key: str | None = None  # given when the applicant keeps its own signing key
+    approvals: tuple[str, ...] = ()
+    rejections: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "kind": self.kind.value,
+            "sponsor": self.sponsor,
+            "communities": list(self.communities),
+            "status": self.status,
+            "public_key": self.public_key,
+            "approvals": list(self.approvals),
+            "rejections": list(self.rejections),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    """Filters shared by listing and search; None means no filter."""
+
+    types: frozenset[ReportType] | None = None
+    originators: frozenset[str] | None = None
+    classifications: frozenset[Classification] | None = None
+    languages: frozenset[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[ReportVersion]
+    total: int
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    items: list[ReportVersion]
+    total: int
+    facets: dict[str, dict[str, int]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    sha256: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class ReportWrite:
+    """A version to store with its new attachment blobs and its audit event."""
+
+    version: ReportVersion
+    blobs: list[bytes] = field(default_factory=list)
+    audit: AuditDraft | None = None
+
+
+class Coalition(Protocol):
+    """Members, communities, accession, users, tokens and members' signing keys."""
+
+    def directory(self) -> Directory: ...
+    def add_member(
+        self,
+        member: Member,
+        communities: Sequence[str],
+        audit: AuditDraft,
+        private_key: bytes | None = None,
+    ) -> None: ...
+    def get_member(self, code: str) -> Member | None: ...
+    def list_members(self) -> list[Member]: ...
+    def member_communities(self, code: str) -> list[str]: ...
+    def set_member_status(self, code: str, status: MemberStatus, audit: AuditDraft) -> None: ...
+    def set_community(self, name: str, members: Sequence[str], audit: AuditDraft) -> None: ...
+    def apply(self, accession: Accession, audit: AuditDraft) -> None: ...
+    def get_accession(self, code: str) -> Accession | None: ...
+    def list_accessions(self) -> list[Accession]: ...
+    def vote(self, code: str, member: str, approve: bool, audit: AuditDraft) -> Accession: ...
+    def decide(
+        self,
+        code: str,
+        status: str,
+        audit: AuditDraft,
+        public_key: str | None = None,
+        private_key: bytes | None = None,
+    ) -> None: ...
+    def put_signing_key(self, member: str, public_key: str, private_key: bytes | None) -> None: ...
+    def signing_key(self, member: str) -> bytes | None: ...
+    def add_user(
+        self,
+        member: str,
+        name: str,
+        clearance: Classification,
+        caveats: frozenset[str],
+        roles: frozenset[Role],
+        audit: AuditDraft,
+    ) -> UserRecord: ...
+    def get_user(self, name: str) -> UserRecord | None: ...
+    def list_users(self, member: str | None = None) -> list[UserRecord]: ...
+    def add_token(self, user_id: int, token_hash: str, expires_at: datetime | None) -> int: ...
+    def revoke_tokens(
+        self, user_id: int, audit: AuditDraft, token_id: int | None = None
+    ) -> int: ...
+    def viewer_for_token(self, token_hash: str, now: datetime) -> Viewer | None: ...
+
+
+class Reports(Protocol):
+    """Report versions, their attachments, listing and full-text search, under the rule."""
+
+    def label_id(self, label: Label) -> int: ...
+    def label(self, label_id: int) -> Label: ...
+    def add(self, writes: Sequence[ReportWrite]) -> list[ReportVersion]: ...
+    def current(self, viewer: Viewer, report_id: str) -> ReportVersion | None: ...
+    def current_unfiltered(self, report_id: str) -> ReportVersion | None: ...
+    def version(self, viewer: Viewer, report_id: str, version: int) -> ReportVersion | None: ...
+    def versions(self, viewer: Viewer, report_id: str) -> list[ReportVersion]: ...
+    def blob(self, viewer: Viewer, report_id: str, sha256: str) -> StoredBlob | None: ...
+    def list(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page: ...
+    def search(
+        self, viewer: Viewer, query: str, where: ReportFilter, cursor: str | None, limit: int
+    ) -> SearchResult: ...
+    def all_versions(self) -> Iterator[ReportVersion]: ...
+
+
+class AuditLog(Protocol):
+    """The append-only hash chain of audit events."""
+
+    def append(self, drafts: Sequence[AuditDraft]) -> None: ...
+    def events(
+        self, viewer: Viewer, member: str | None, after: int, limit: int
+    ) -> list[AuditEvent]: ...
+    def all_events(self) -> Iterator[AuditEvent]: ...
+
+
+class Store(Protocol):
+    coalition: Coalition
+    reports: Reports
+    audit: AuditLog
+
+    def close(self) -> None: ...

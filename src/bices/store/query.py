@@ -1,0 +1,100 @@
+"""The search language, parsed once and rendered by each backend.
+
+Words and "quoted phrases" are ANDed; `OR` between two terms makes either enough;
+`-word` excludes; `word*` matches a prefix. Nothing the user types reaches the engine's
+own query syntax unquoted, so no input can make a query fail with a syntax error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from bices.domain.errors import InvalidInput
+
+TOKEN = re.compile(r'-?"[^"]*"\*?|\S+')
+WORD = re.compile(r"[\w]+(?:['’.-][\w]+)*", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    text: str  # a word or a phrase, already reduced to word characters and spaces
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Must match every group (a group is an OR of terms) and none of the excluded terms."""
+
+    groups: tuple[tuple[Term, ...], ...]
+    excluded: tuple[Term, ...]
+
+
+def _term(raw: str) -> Term | None:
+    prefix = raw.endswith("*")
+    words = WORD.findall(raw.strip('"*'))
+    if not words:
+        return None
+    return Term(" ".join(words), prefix=prefix)
+
+
+def parse(q: str) -> Query:
+    if len(q) > 1000:
+        raise InvalidInput("q is longer than 1000 characters")
+    groups: list[list[Term]] = []
+    excluded: list[Term] = []
+    join_next = False
+    for raw in TOKEN.findall(q):
+        if raw == "OR":
+            join_next = bool(groups)
+            continue
+        negative = raw.startswith("-") and len(raw) > 1
+        term = _term(raw[1:] if negative else raw)
+        if term is None:
+            continue
+        if negative:
+            excluded.append(term)
+        elif join_next:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        join_next = False
+    if not groups:
+        raise InvalidInput(f"q {q!r} has no word to search for")
+    return Query(tuple(tuple(g) for g in groups), tuple(excluded))
+
+
+def to_fts5(query: Query) -> str:
+    """Render for SQLite FTS5: every term double-quoted."""
+
+    def term(t: Term) -> str:
+        quoted = '"' + t.text.replace('"', '""') + '"'
+        return quoted + ("*" if t.prefix else "")
+
+    positive = " AND ".join(
+        "(" + " OR ".join(term(t) for t in group) + ")" for group in query.groups
+    )
+    return positive + "".join(" NOT " + term(t) for t in query.excluded)
+
+
+def encode_cursor(kind: str, value: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    """Read a cursor made by `encode_cursor` for the same kind of listing."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        found, _, value = text.partition(":")
+        if found != kind:
+            raise ValueError(found)
+        number = int(value)
+        if number < 0:
+            raise ValueError(value)
+        return number
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(f"cursor {cursor!r} is not a cursor of this listing") from None

@@ -1,0 +1,93 @@
+"""The audit hash chain in SQLite, appended inside the caller's write transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+from bices.domain.audit import GENESIS, AuditDraft, AuditEvent, chain_hash
+from bices.domain.reports import iso
+from bices.domain.users import Viewer
+from bices.store.sqlite_db import Database
+from bices.store.visibility import DirectoryState, LabelIndex
+
+
+def append_audit(conn: sqlite3.Connection, drafts: Sequence[AuditDraft]) -> None:
+    """Chain and insert events; the caller holds the write transaction."""
+    if not drafts:
+        return
+    head = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (0, GENESIS) if head is None else (head["seq"], head["hash"])
+    now = datetime.now(UTC)
+    rows = []
+    for draft in drafts:
+        seq += 1
+        digest = chain_hash(prev, seq, now, draft)
+        rows.append(
+            (
+                seq,
+                iso(now),
+                draft.actor,
+                draft.member,
+                draft.action,
+                draft.target,
+                draft.label_id,
+                json.dumps(draft.detail, sort_keys=True, ensure_ascii=False),
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    conn.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _event(row: sqlite3.Row) -> AuditEvent:
+    return AuditEvent(
+        seq=row["seq"],
+        at=datetime.fromisoformat(row["at"]),
+        actor=row["actor"],
+        member=row["member"],
+        action=row["action"],
+        target=row["target"],
+        label_id=row["label_id"],
+        detail=json.loads(row["detail"]),
+        prev=row["prev"],
+        hash=row["hash"],
+    )
+
+
+class SqliteAuditLog:
+    def __init__(self, db: Database, labels: LabelIndex, directory_state: DirectoryState) -> None:
+        self._db = db
+        self._labels = labels
+        self._directory_state = directory_state
+
+    def append(self, drafts: Sequence[AuditDraft]) -> None:
+        with self._db.write() as conn:
+            append_audit(conn, drafts)
+
+    def events(
+        self, viewer: Viewer, member: str | None, after: int, limit: int
+    ) -> list[AuditEvent]:
+        """Events after `after`, optionally of one member's users, whose item the viewer may see."""
+        directory, version = self._directory_state()
+        visible = self._labels.visible(viewer, directory, version)
+        sql = (
+            "SELECT * FROM audit WHERE seq > ? AND (label_id IS NULL OR label_id IN "
+            "(SELECT value FROM json_each(?)))"
+        )
+        params: list[object] = [after, json.dumps(visible)]
+        if member is not None:
+            sql += " AND member = ?"
+            params.append(member)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        rows = self._db.reader().execute(sql, params).fetchall()
+        return [_event(row) for row in rows]
+
+    def all_events(self) -> Iterator[AuditEvent]:
+        cursor = self._db.reader().execute("SELECT * FROM audit ORDER BY seq")
+        for row in cursor:
+            yield _event(row)

@@ -1,0 +1,375 @@
+"""Members, communities, accession, users and tokens in SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bices.domain.audit import AuditDraft
+from bices.domain.errors import Conflict, NotFound
+from bices.domain.labels import Classification
+from bices.domain.members import Member, MemberKind, MemberStatus
+from bices.domain.reports import iso
+from bices.domain.users import Role, Viewer
+from bices.policy import Directory
+from bices.store.base import Accession, UserRecord
+from bices.store.sqlite_audit import append_audit
+from bices.store.sqlite_db import Database
+
+
+def _now() -> str:
+    return iso(datetime.now(UTC))
+
+
+def _bump_directory(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'directory_version'")
+
+
+def _member(row: sqlite3.Row) -> Member:
+    return Member(
+        code=row["code"],
+        name=row["name"],
+        kind=MemberKind(row["kind"]),
+        status=MemberStatus(row["status"]),
+        public_key=row["public_key"],
+        sponsor=row["sponsor"],
+    )
+
+
+def _user(row: sqlite3.Row) -> UserRecord:
+    return UserRecord(
+        id=row["id"],
+        member=row["member"],
+        name=row["name"],
+        clearance=Classification(row["clearance"]),
+        caveats=frozenset(json.loads(row["caveats"])),
+        roles=frozenset(Role(r) for r in json.loads(row["roles"])),
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+class SqliteCoalition:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._cached: tuple[int, Directory] | None = None
+
+    # -- directory -------------------------------------------------------------------
+
+    def directory_state(self) -> tuple[Directory, int]:
+        """The directory and its version; re-read only when another write changed it."""
+        conn = self._db.reader()
+        version = conn.execute("SELECT value FROM meta WHERE key = 'directory_version'").fetchone()[
+            0
+        ]
+        cached = self._cached
+        if cached is not None and cached[0] == version:
+            return cached[1], version
+        with self._db.snapshot() as snap:
+            version = snap.execute(
+                "SELECT value FROM meta WHERE key = 'directory_version'"
+            ).fetchone()[0]
+            statuses = {
+                row["code"]: MemberStatus(row["status"])
+                for row in snap.execute("SELECT code, status FROM members")
+            }
+            communities: dict[str, set[str]] = {
+                row["name"]: set() for row in snap.execute("SELECT name FROM communities")
+            }
+            for row in snap.execute("SELECT community, member FROM community_members"):
+                communities[row["community"]].add(row["member"])
+        directory = Directory(
+            statuses=statuses, communities={k: frozenset(v) for k, v in communities.items()}
+        )
+        with self._lock:
+            self._cached = (version, directory)
+        return directory, version
+
+    def directory(self) -> Directory:
+        return self.directory_state()[0]
+
+    # -- members and communities -----------------------------------------------------
+
+    def add_member(
+        self,
+        member: Member,
+        communities: Sequence[str],
+        audit: AuditDraft,
+        private_key: bytes | None = None,
+    ) -> None:
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM members WHERE code = ?", (member.code,)).fetchone():
+                raise Conflict(f"member {member.code} already exists")
+            if conn.execute("SELECT 1 FROM communities WHERE name = ?", (member.code,)).fetchone():
+                raise Conflict(f"member code {member.code} is already the name of a community")
+            conn.execute(
+                "INSERT INTO members VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    member.code,
+                    member.name,
+                    member.kind.value,
+                    member.status.value,
+                    member.public_key,
+                    member.sponsor,
+                    _now(),
+                ),
+            )
+            for name in communities:
+                if not conn.execute("SELECT 1 FROM communities WHERE name = ?", (name,)).fetchone():
+                    raise NotFound(f"unknown community {name!r}")
+                conn.execute(
+                    "INSERT OR IGNORE INTO community_members VALUES (?, ?)", (name, member.code)
+                )
+            if private_key is not None:
+                conn.execute("INSERT INTO signing_keys VALUES (?, ?)", (member.code, private_key))
+            _bump_directory(conn)
+            append_audit(conn, [audit])
+
+    def get_member(self, code: str) -> Member | None:
+        row = self._db.reader().execute("SELECT * FROM members WHERE code = ?", (code,)).fetchone()
+        return None if row is None else _member(row)
+
+    def list_members(self) -> list[Member]:
+        rows = self._db.reader().execute("SELECT * FROM members ORDER BY code").fetchall()
+        return [_member(row) for row in rows]
+
+    def member_communities(self, code: str) -> list[str]:
+        rows = self._db.reader().execute(
+            "SELECT community FROM community_members WHERE member = ? ORDER BY community", (code,)
+        )
+        return [row[0] for row in rows]
+
+    def list_communities(self) -> dict[str, list[str]]:
+        return {
+            name: sorted(members) for name, members in sorted(self.directory().communities.items())
+        }
+
+    def set_member_status(self, code: str, status: MemberStatus, audit: AuditDraft) -> None:
+        with self._db.write() as conn:
+            updated = conn.execute(
+                "UPDATE members SET status = ? WHERE code = ?", (status.value, code)
+            ).rowcount
+            if not updated:
+                raise NotFound(f"unknown member {code!r}")
+            _bump_directory(conn)
+            append_audit(conn, [audit])
+
+    def set_community(self, name: str, members: Sequence[str], audit: AuditDraft) -> None:
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM members WHERE code = ?", (name,)).fetchone():
+                raise Conflict(f"community name {name} is already a member code")
+            conn.execute("INSERT OR IGNORE INTO communities VALUES (?, 0)", (name,))
+            conn.execute("DELETE FROM community_members WHERE community = ?", (name,))
+            conn.executemany(
+                "INSERT INTO community_members VALUES (?, ?)", [(name, code) for code in members]
+            )
+            _bump_directory(conn)
+            append_audit(conn, [audit])
+
+    # -- accession -------------------------------------------------------------------
+
+    def apply(self, accession: Accession, audit: AuditDraft) -> None:
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM members WHERE code = ?", (accession.code,)).fetchone():
+                raise Conflict(f"{accession.code} is already a member")
+            if conn.execute(
+                "SELECT 1 FROM accessions WHERE code = ? AND status = 'pending'", (accession.code,)
+            ).fetchone():
+                raise Conflict(f"{accession.code} already has a pending application")
+            conn.execute("DELETE FROM accession_votes WHERE code = ?", (accession.code,))
+            conn.execute(
+                "INSERT OR REPLACE INTO accessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    accession.code,
+                    accession.name,
+                    accession.kind.value,
+                    accession.sponsor,
+                    json.dumps(list(accession.communities)),
+                    "pending",
+                    iso(accession.applied_at),
+                    accession.public_key,
+                ),
+            )
+            append_audit(conn, [audit])
+
+    def _accession(self, conn: sqlite3.Connection, code: str) -> Accession | None:
+        row = conn.execute("SELECT * FROM accessions WHERE code = ?", (code,)).fetchone()
+        if row is None:
+            return None
+        votes = conn.execute(
+            "SELECT member, approve FROM accession_votes WHERE code = ? ORDER BY member", (code,)
+        ).fetchall()
+        return Accession(
+            code=row["code"],
+            name=row["name"],
+            kind=MemberKind(row["kind"]),
+            sponsor=row["sponsor"],
+            communities=tuple(json.loads(row["communities"])),
+            status=row["status"],
+            applied_at=datetime.fromisoformat(row["applied_at"]),
+            public_key=row["public_key"],
+            approvals=tuple(v["member"] for v in votes if v["approve"]),
+            rejections=tuple(v["member"] for v in votes if not v["approve"]),
+        )
+
+    def get_accession(self, code: str) -> Accession | None:
+        return self._accession(self._db.reader(), code)
+
+    def list_accessions(self) -> list[Accession]:
+        conn = self._db.reader()
+        codes = [row[0] for row in conn.execute("SELECT code FROM accessions ORDER BY applied_at")]
+        return [a for code in codes if (a := self._accession(conn, code)) is not None]
+
+    def vote(self, code: str, member: str, approve: bool, audit: AuditDraft) -> Accession:
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO accession_votes VALUES (?, ?, ?, ?)",
+                (code, member, int(approve), _now()),
+            )
+            append_audit(conn, [audit])
+            accession = self._accession(conn, code)
+        assert accession is not None
+        return accession
+
+    def decide(
+        self,
+        code: str,
+        status: str,
+        audit: AuditDraft,
+        public_key: str | None = None,
+        private_key: bytes | None = None,
+    ) -> None:
+        """Close an application; an approved applicant becomes an active member."""
+        with self._db.write() as conn:
+            accession = self._accession(conn, code)
+            if accession is None or accession.status != "pending":
+                raise Conflict(f"no pending application for {code}")
+            conn.execute("UPDATE accessions SET status = ? WHERE code = ?", (status, code))
+            if status == "approved":
+                conn.execute(
+                    "INSERT INTO members VALUES (?, ?, ?, 'active', ?, ?, ?)",
+                    (code, accession.name, accession.kind.value, public_key, accession.sponsor,
+                     _now()),
+                )  # fmt: skip
+                if private_key is not None:
+                    conn.execute("INSERT INTO signing_keys VALUES (?, ?)", (code, private_key))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO community_members VALUES (?, ?)",
+                    [(name, code) for name in accession.communities],
+                )
+                _bump_directory(conn)
+            append_audit(conn, [audit])
+
+    # -- signing keys ----------------------------------------------------------------
+
+    def put_signing_key(self, member: str, public_key: str, private_key: bytes | None) -> None:
+        with self._db.write() as conn:
+            conn.execute("UPDATE members SET public_key = ? WHERE code = ?", (public_key, member))
+            if private_key is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO signing_keys VALUES (?, ?)", (member, private_key)
+                )
+
+    def signing_key(self, member: str) -> bytes | None:
+        row = (
+            self._db.reader()
+            .execute("SELECT private_key FROM signing_keys WHERE member = ?", (member,))
+            .fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    # -- users and tokens ------------------------------------------------------------
+
+    def add_user(
+        self,
+        member: str,
+        name: str,
+        clearance: Classification,
+        caveats: frozenset[str],
+        roles: frozenset[Role],
+        audit: AuditDraft,
+    ) -> UserRecord:
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"user name {name!r} is taken")
+            cursor = conn.execute(
+                "INSERT INTO users (member, name, clearance, caveats, roles, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    member,
+                    name,
+                    int(clearance),
+                    json.dumps(sorted(caveats)),
+                    json.dumps(sorted(r.value for r in roles)),
+                    _now(),
+                ),
+            )
+            append_audit(conn, [audit])
+            row = conn.execute("SELECT * FROM users WHERE id = ?", (cursor.lastrowid,)).fetchone()
+        return _user(row)
+
+    def get_user(self, name: str) -> UserRecord | None:
+        row = self._db.reader().execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _user(row)
+
+    def list_users(self, member: str | None = None) -> list[UserRecord]:
+        conn = self._db.reader()
+        if member is None:
+            rows = conn.execute("SELECT * FROM users ORDER BY id").fetchall()
+        else:
+            rows = conn.execute("SELECT * FROM users WHERE member = ? ORDER BY id", (member,))
+        return [_user(row) for row in rows]
+
+    def add_token(self, user_id: int, token_hash: str, expires_at: datetime | None) -> int:
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (
+                    token_hash,
+                    user_id,
+                    _now(),
+                    None if expires_at is None else expires_at.timestamp(),
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def revoke_tokens(self, user_id: int, audit: AuditDraft, token_id: int | None = None) -> int:
+        with self._db.write() as conn:
+            sql = "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"
+            params: list[object] = [_now(), user_id]
+            if token_id is not None:
+                sql += " AND id = ?"
+                params.append(token_id)
+            count = conn.execute(sql, params).rowcount
+            append_audit(conn, [audit])
+        return count
+
+    def viewer_for_token(self, token_hash: str, now: datetime) -> Viewer | None:
+        row = (
+            self._db.reader()
+            .execute(
+                "SELECT u.*, m.status AS member_status, t.expires_at, t.revoked_at FROM tokens t "
+                "JOIN users u ON u.id = t.user_id JOIN members m ON m.code = u.member "
+                "WHERE t.hash = ?",
+                (token_hash,),
+            )
+            .fetchone()
+        )
+        if row is None or row["revoked_at"] is not None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] <= now.timestamp():
+            return None
+        user = _user(row)
+        return Viewer(
+            user_id=user.id,
+            name=user.name,
+            member=user.member,
+            member_status=MemberStatus(row["member_status"]),
+            clearance=user.clearance,
+            caveats=user.caveats,
+            roles=user.roles,
+        )

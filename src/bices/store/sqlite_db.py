@@ -1,0 +1,167 @@
+"""One SQLite database in WAL mode: reads on per-thread connections, writes serialised.
+
+After datasette's `Database`: any thread may read through its own connection; writes go
+through one connection under a lock, each in a `BEGIN IMMEDIATE` transaction, so several
+processes (the server and the operator's CLI) can share the file safely.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bices.domain.members import BUILTIN_COMMUNITIES
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', 1), ('directory_version', 1);
+
+CREATE TABLE IF NOT EXISTS members (
+    code TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    public_key TEXT, sponsor TEXT, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS communities (name TEXT PRIMARY KEY, builtin INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS community_members (
+    community TEXT NOT NULL REFERENCES communities(name), member TEXT NOT NULL,
+    PRIMARY KEY (community, member)
+);
+CREATE TABLE IF NOT EXISTS signing_keys (member TEXT PRIMARY KEY, private_key BLOB NOT NULL);
+
+CREATE TABLE IF NOT EXISTS accessions (
+    code TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, sponsor TEXT NOT NULL,
+    communities TEXT NOT NULL, status TEXT NOT NULL, applied_at TEXT NOT NULL,
+    public_key TEXT
+);
+CREATE TABLE IF NOT EXISTS accession_votes (
+    code TEXT NOT NULL REFERENCES accessions(code), member TEXT NOT NULL,
+    approve INTEGER NOT NULL, at TEXT NOT NULL, PRIMARY KEY (code, member)
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, member TEXT NOT NULL REFERENCES members(code),
+    name TEXT NOT NULL UNIQUE, clearance INTEGER NOT NULL, caveats TEXT NOT NULL,
+    roles TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL, expires_at REAL, revoked_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reports (
+    id TEXT PRIMARY KEY, current_version INTEGER NOT NULL, current_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS report_versions (
+    seq INTEGER PRIMARY KEY, report_id TEXT NOT NULL, version INTEGER NOT NULL,
+    current INTEGER NOT NULL, type TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
+    language TEXT NOT NULL, label_id INTEGER NOT NULL REFERENCES labels(id),
+    classification INTEGER NOT NULL, originator TEXT NOT NULL,
+    source_name TEXT NOT NULL, reliability TEXT NOT NULL, credibility INTEGER NOT NULL,
+    reported_at TEXT NOT NULL, reported_ts REAL NOT NULL, observed_at TEXT,
+    locations TEXT NOT NULL, attachments TEXT NOT NULL, author TEXT NOT NULL,
+    stored_at TEXT NOT NULL, signature TEXT NOT NULL,
+    UNIQUE (report_id, version)
+);
+CREATE INDEX IF NOT EXISTS report_versions_current
+    ON report_versions (label_id, seq) WHERE current = 1;
+CREATE VIRTUAL TABLE IF NOT EXISTS report_fts USING fts5(
+    title, body, content='report_versions', content_rowid='seq',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL
+);
+
+-- The outbox: one row per stored version, in the same transaction; streams resume from seq.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, report_id TEXT NOT NULL, version INTEGER NOT NULL,
+    label_id INTEGER NOT NULL, at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, member TEXT,
+    action TEXT NOT NULL, target TEXT, label_id INTEGER, detail TEXT NOT NULL,
+    prev TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_member ON audit (member, seq);
+"""
+
+
+class Database:
+    """Connections to one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        with self._write_lock:
+            self._writer.executescript(SCHEMA)
+        with self.write() as conn:
+            for name, members in BUILTIN_COMMUNITIES.items():
+                conn.execute("INSERT OR IGNORE INTO communities VALUES (?, 1)", (name,))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO community_members VALUES (?, ?)",
+                    [(name, code) for code in members],
+                )
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA cache_size=-65536")
+        return conn
+
+    def reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state."""
+        conn = self.reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; it commits on leaving, or rolls back on an exception."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._writer.close()
