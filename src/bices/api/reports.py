@@ -96,7 +96,7 @@ def list_reports(
 ) -> dict[str, Any]:
     """Current versions the caller may see, newest first; `total` counts only those."""
     where = _filter(type, member, classification, language, since, until)
-    page = node.reader.list(viewer, where, cursor, limit)
+    page = node.reader.page(viewer, where, cursor, limit)
     return {"items": [_out(v) for v in page.items], "total": page.total,
             "next_cursor": page.next_cursor}  # fmt: skip
 

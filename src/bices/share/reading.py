@@ -82,8 +82,8 @@ class Reader:
         )  # fmt: skip
         return blob
 
-    def list(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
-        page = self.store.reports.list(viewer, where, cursor, limit)
+    def page(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
+        page = self.store.reports.page(viewer, where, cursor, limit)
         self._read(viewer, page.items, "list")
         return page
 

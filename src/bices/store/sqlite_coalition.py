@@ -142,11 +142,6 @@ class SqliteCoalition:
         )
         return [row[0] for row in rows]
 
-    def list_communities(self) -> dict[str, list[str]]:
-        return {
-            name: sorted(members) for name, members in sorted(self.directory().communities.items())
-        }
-
     def set_member_status(self, code: str, status: MemberStatus, audit: AuditDraft) -> None:
         with self._db.write() as conn:
             updated = conn.execute(
@@ -320,7 +315,9 @@ class SqliteCoalition:
         if member is None:
             rows = conn.execute("SELECT * FROM users ORDER BY id").fetchall()
         else:
-            rows = conn.execute("SELECT * FROM users WHERE member = ? ORDER BY id", (member,))
+            rows = conn.execute(
+                "SELECT * FROM users WHERE member = ? ORDER BY id", (member,)
+            ).fetchall()
         return [_user(row) for row in rows]
 
     def add_token(self, user_id: int, token_hash: str, expires_at: datetime | None) -> int:

@@ -239,7 +239,7 @@ class SqliteReports:
 
         def among(column: str, values: Iterable[object]) -> None:
             clauses.append(f"{alias}{column} IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(sorted(values)))  # type: ignore[type-var]
+            params.append(json.dumps(sorted(values)))
 
         if where.types is not None:
             among("type", (t.value for t in where.types))
@@ -257,7 +257,7 @@ class SqliteReports:
             params.append(where.until.timestamp())
         return "".join(" AND " + c for c in clauses), params
 
-    def list(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
+    def page(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
         """Current versions, newest first, with the total the viewer may see."""
         before = decode_cursor("list", cursor)
         filters, params = self._where(where)
