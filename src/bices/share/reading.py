@@ -30,19 +30,7 @@ class Reader:
         self.store = store
 
     def _read(self, viewer: Viewer, items: list[ReportVersion], via: str) -> None:
-        self.store.audit.append(
-            [
-                AuditDraft(
-                    viewer.name,
-                    viewer.member,
-                    "report.read",
-                    v.id,
-                    v.label_id,
-                    {"version": v.version, "via": via},
-                )
-                for v in items
-            ]
-        )
+        self.store.audit.append(read_events(viewer, items, via))
 
     def get(self, viewer: Viewer, report_id: str, version: int | None = None) -> ReportVersion:
         """One report (its current version, or a given one); hidden answers like missing."""
@@ -91,29 +79,8 @@ class Reader:
         self, viewer: Viewer, q: str, where: ReportFilter, cursor: str | None, limit: int
     ) -> SearchResult:
         result = self.store.reports.search(viewer, q, where, cursor, limit)
-        self.store.audit.append(
-            [
-                AuditDraft(
-                    viewer.name,
-                    viewer.member,
-                    "search",
-                    None,
-                    None,
-                    {"q": q, "hits": [v.id for v in result.items]},
-                ),
-                *(
-                    AuditDraft(
-                        viewer.name,
-                        viewer.member,
-                        "report.read",
-                        v.id,
-                        v.label_id,
-                        {"version": v.version, "via": "search"},
-                    )
-                    for v in result.items
-                ),
-            ]
-        )
+        search_event = AuditDraft(viewer.name, viewer.member, "search", detail={"q": q})
+        self.store.audit.append([search_event, *read_events(viewer, result.items, "search")])
         return result
 
     def verify(self, viewer: Viewer, report_id: str) -> list[Verification]:
@@ -130,10 +97,24 @@ class Reader:
             raise Forbidden("the audit trail needs the member-admin or operator role")
         events = self.store.audit.events(viewer, member, after, limit)
         self.store.audit.append(
-            [AuditDraft(viewer.name, viewer.member, "audit.read", None, None,
-                        {"after": after, "count": len(events)})]
-        )  # fmt: skip
+            [AuditDraft(viewer.name, viewer.member, "audit.read", detail={"after": after})]
+        )
         return events
+
+
+def read_events(viewer: Viewer, items: list[ReportVersion], via: str) -> list[AuditDraft]:
+    """One `report.read` event per item served, carrying the item's label."""
+    return [
+        AuditDraft(
+            viewer.name,
+            viewer.member,
+            "report.read",
+            v.id,
+            v.label_id,
+            {"version": v.version, "via": via},
+        )
+        for v in items
+    ]
 
 
 def verify_version(store: Store, version: ReportVersion) -> Verification:

@@ -1,0 +1,228 @@
+"""Shared pieces of the benchmarks: the machine, a realistic corpus, a node under `bices serve`,
+and the section of BENCHMARKS.md each benchmark rewrites with its latest figures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import re
+import shlex
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+
+
+# -- the machine and the record --------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU model, cores and RAM, read from /proc, plus the software that matters here."""
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return (
+        f"{model}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.1f} GiB RAM; "
+        f"Linux {platform.release()}; Python {platform.python_version()}; "
+        f"SQLite {sqlite3.sqlite_version}"
+    )
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT),
+                                                          *sys.argv[1:]])  # fmt: skip
+
+
+def record(title: str, body: str) -> None:
+    """Replace (or append) the `## title` section of BENCHMARKS.md with this run's figures."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"## {title}\n\n"
+        f"- Date: {stamp}\n"
+        f"- Machine: {machine()}\n"
+        f"- Command: `{command_line()}`\n\n"
+        f"{body.strip()}\n"
+    )
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else (
+        "# Benchmarks\n\nWritten by the scripts in `bench/`; each section is the latest run of "
+        "one script, with the peer or limit it is compared against measured in the same run.\n"
+    )  # fmt: skip
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    BENCHMARKS.write_text(text)
+    print(f"recorded in {BENCHMARKS}")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# -- a realistic corpus -----------------------------------------------------------------------
+
+PLACES = ["Pyongyang", "Kaesong", "Seoul", "Busan", "Incheon", "Jakarta", "Surabaya", "Tallinn",
+          "Narva", "Riga", "Vilnius", "Suwalki", "Rzeszow", "Gdansk", "Yokosuka", "Okinawa",
+          "Darwin", "Natuna", "Batam", "Makassar", "Gangneung", "Pohang", "Ulsan", "Kunsan"]  # fmt: skip
+UNITS = ["a naval task group", "two frigates", "a reconnaissance aircraft", "an air defence "
+         "battery", "a mechanised battalion", "coastal patrol vessels", "a logistics convoy",
+         "maritime patrol aircraft", "a signals detachment", "an engineer company"]  # fmt: skip
+EN = [
+    "At {h}:{m} local time {unit} was observed moving north of {place}.",
+    "The source, who has reported reliably in the past, described increased activity near {place}.",
+    "Imagery from {d} July shows {n} vehicles parked at the northern edge of the site.",
+    "Open-source reporting from {place} indicates that {unit} left port early in the morning.",
+    "Local fishermen reported unusual radio traffic on several frequencies during the night.",
+    "The activity is assessed to be consistent with a routine training cycle, confidence moderate.",
+    "No change was noted at the {place} railway yard compared with the previous week.",
+    "Weather conditions limited collection for roughly {n} hours on the second day.",
+    "Coordination with partner liaison officers in {place} continues through the exercise period.",
+    "Further reporting is requested on the movement of {unit} towards {place}.",
+    "Analysts note that the timing coincides with the announced exercise window.",
+    "A second source corroborated the sighting but could not confirm the number of vessels.",
+    "Customs records show {n} containers declared as agricultural equipment at {place}.",
+    "The convoy was escorted by {unit} and stopped twice before reaching {place}.",
+]  # fmt: skip
+ID = [
+    "Pada pukul {h}:{m} waktu setempat {unit} terlihat bergerak ke utara {place}.",
+    "Sumber yang selama ini dapat dipercaya melaporkan peningkatan kegiatan di dekat {place}.",
+    "Citra satelit tanggal {d} Juli menunjukkan {n} kendaraan di sisi utara lokasi tersebut.",
+    "Laporan sumber terbuka dari {place} menyebutkan bahwa {unit} meninggalkan pelabuhan pagi ini.",
+    "Nelayan setempat melaporkan lalu lintas radio yang tidak biasa pada malam hari.",
+    "Kegiatan tersebut dinilai sesuai dengan siklus latihan rutin, tingkat keyakinan sedang.",
+    "Tidak ada perubahan di stasiun kereta {place} dibandingkan dengan minggu sebelumnya.",
+    "Cuaca buruk membatasi pengumpulan data selama sekitar {n} jam pada hari kedua.",
+    "Koordinasi dengan perwira penghubung mitra di {place} terus berlanjut selama latihan.",
+    "Diminta laporan lebih lanjut mengenai pergerakan {unit} menuju {place}.",
+    "Para analis mencatat bahwa waktunya bertepatan dengan jadwal latihan yang diumumkan.",
+    "Sumber kedua membenarkan pengamatan itu tetapi tidak dapat memastikan jumlah kapal.",
+    "Catatan bea cukai menunjukkan {n} kontainer dinyatakan sebagai peralatan pertanian di {place}.",
+]  # fmt: skip
+TITLES_EN = ["Activity near {place}", "Movement of {unit} reported at {place}",
+             "Port activity at {place}", "Radio traffic increase around {place}"]  # fmt: skip
+TITLES_ID = ["Kegiatan di sekitar {place}", "Pergerakan {unit} dilaporkan di {place}",
+             "Aktivitas pelabuhan di {place}", "Peningkatan lalu lintas radio di {place}"]  # fmt: skip
+
+# Marker words that the sentence pool never contains, planted at known rates so that search
+# queries have a known selectivity. (word or phrase, fraction of reports that carry it)
+MARKERS = [
+    ("Sinpo shipyard", 0.0005),  # rare
+    ("submarine", 0.05),  # mid-frequency
+    ("Wonsan", 0.03),  # two-term AND: Wonsan AND artillery
+    ("artillery", 0.05),
+    ("ballistic missile", 0.02),  # the phrase
+    ("ballistic", 0.02),  # the words apart, so that the phrase is more selective than its words
+    ("missile", 0.08),
+]
+# Each query type: (name, q, expected fraction of all reports matching before the label filter)
+QUERIES = [
+    ("rare term", "Sinpo", 0.0005),
+    ("mid-frequency term", "submarine", 0.05),
+    ("two-term AND", "Wonsan artillery", 0.03 * 0.05),
+    ("phrase", '"ballistic missile"', 0.02),
+    ("frequent term", "source", 0.6),  # in nearly every English report
+]
+
+
+def _fill(rng: random.Random, template: str) -> str:
+    return template.format(
+        h=f"{rng.randrange(24):02d}", m=f"{rng.randrange(60):02d}", d=rng.randrange(1, 31),
+        n=rng.randrange(2, 60), place=rng.choice(PLACES), unit=rng.choice(UNITS),
+    )  # fmt: skip
+
+
+class Corpus:
+    """Deterministic report titles and bodies of about `body_bytes`, in English or Indonesian."""
+
+    def __init__(self, seed: int = 7, body_bytes: int = 2400) -> None:
+        self.rng = random.Random(seed)
+        self.body_bytes = body_bytes
+        # Pre-filled sentences make generating a million bodies cheap.
+        self.sentences = {
+            "en": [_fill(self.rng, t) for t in EN for _ in range(60)],
+            "id": [_fill(self.rng, t) for t in ID for _ in range(60)],
+        }
+
+    def report(self) -> tuple[str, str, str]:
+        """(language, title, body)"""
+        rng = self.rng
+        language = "en" if rng.random() < 0.6 else "id"
+        title = _fill(rng, rng.choice(TITLES_EN if language == "en" else TITLES_ID))
+        pool = self.sentences[language]
+        parts: list[str] = []
+        size = 0
+        while size < self.body_bytes:
+            sentence = rng.choice(pool)
+            parts.append(sentence)
+            size += len(sentence) + 1
+        for marker, rate in MARKERS:
+            if rng.random() < rate:
+                parts.insert(rng.randrange(len(parts)), f"Reporting mentions {marker}.")
+        return language, title, " ".join(parts)
+
+
+# -- a node under `bices serve` ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def served(data: Path, timeout: float = 60.0) -> Iterator[tuple[str, int]]:
+    """Run `bices --data DATA serve` on a free loopback port; yield its base URL and pid."""
+    port = free_port()
+    log = open(data / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        ["bices", "--data", str(data), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"bices serve exited with {proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bices serve did not answer within {timeout} s")
+            time.sleep(0.1)
+        print(f"bices serve pid {proc.pid} on {base}")
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
