@@ -18,6 +18,7 @@ from bices.api.schemas import (
     VerifyOut,
 )
 from bices.domain.errors import InvalidInput
+from bices.domain.label_xml import to_xml
 from bices.domain.labels import Classification, normalise_code
 from bices.domain.reports import ReportDraft, ReportType, ReportVersion
 from bices.store.base import ReportFilter
@@ -161,3 +162,14 @@ def verify_report(report_id: str, viewer: CurrentViewer, node: NodeDep) -> dict[
 def get_attachment(report_id: str, sha256: str, viewer: CurrentViewer, node: NodeDep) -> Response:
     blob = node.reader.attachment(viewer, report_id, sha256)
     return Response(blob.data, media_type="application/octet-stream")
+
+
+@router.get(
+    "/reports/{report_id}/label.xml",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+)
+def get_label_xml(report_id: str, viewer: CurrentViewer, node: NodeDep) -> Response:
+    """The current version's label as ADatP-4774 XML."""
+    version = node.reader.get(viewer, report_id)
+    return Response(to_xml(version.label, version.stored_at), media_type="application/xml")
