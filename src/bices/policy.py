@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bices.domain.errors import Forbidden, InvalidInput
-from bices.domain.labels import Classification, Label
+from bices.domain.labels import Label
 from bices.domain.members import MemberStatus
 from bices.domain.users import Viewer
 
@@ -112,8 +112,3 @@ def check_may_create(viewer: Viewer, label: Label, directory: Directory) -> None
             f"label is not releasable to the caller's member {viewer.member}: "
             f"REL TO {', '.join(sorted(label.releasable_to))}"
         )
-
-
-def visible_levels(viewer: Viewer) -> list[Classification]:
-    """Classifications the viewer is cleared for (used to build filter choices)."""
-    return [level for level in Classification if level <= viewer.clearance]

@@ -19,7 +19,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_page: int = Field(default=200, gt=0)
     accession_quorum: str = "majority"
 
     @field_validator("accession_quorum")

@@ -260,14 +260,6 @@ class SqliteCoalition:
 
     # -- signing keys ----------------------------------------------------------------
 
-    def put_signing_key(self, member: str, public_key: str, private_key: bytes | None) -> None:
-        with self._db.write() as conn:
-            conn.execute("UPDATE members SET public_key = ? WHERE code = ?", (public_key, member))
-            if private_key is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO signing_keys VALUES (?, ?)", (member, private_key)
-                )
-
     def signing_key(self, member: str) -> bytes | None:
         row = (
             self._db.reader()

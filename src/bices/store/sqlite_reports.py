@@ -59,13 +59,6 @@ class SqliteReports:
         self.labels.remember(cursor.lastrowid, label)
         return cursor.lastrowid
 
-    def label_id(self, label: Label) -> int:
-        with self._db.write() as conn:
-            return self._label_id(conn, label)
-
-    def label(self, label_id: int) -> Label:
-        return self.labels.get(label_id)
-
     def _visible(self, viewer: Viewer) -> str:
         directory, version = self._directory_state()
         return json.dumps(self.labels.visible(viewer, directory, version))
