@@ -7,6 +7,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -207,10 +208,17 @@ def user_list(ctx: typer.Context) -> None:
 
 
 @user_app.command("token")
-def user_token(ctx: typer.Context, name: str) -> None:
+def user_token(
+    ctx: typer.Context,
+    name: str,
+    expires_in_days: Annotated[
+        int | None, typer.Option("--expires-in-days", min=1, help="default: no expiry")
+    ] = None,
+) -> None:
     """Issue another token for a user (printed once)."""
+    ttl = None if expires_in_days is None else timedelta(days=expires_in_days)
     with opened(ctx) as node:
-        print(node.coalition.issue_token(node.coalition.user(name)))
+        print(node.coalition.issue_token(node.coalition.user(name), ttl))
 
 
 @user_app.command("revoke")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -41,11 +42,18 @@ def add_user(body: UserIn, viewer: CurrentViewer, node: NodeDep) -> dict[str, An
 
 
 @router.post("/users/{name}/tokens", status_code=201, response_model=TokenOut)
-def issue_token(name: str, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+def issue_token(
+    name: str,
+    viewer: CurrentViewer,
+    node: NodeDep,
+    expires_in_days: Annotated[int | None, Query(ge=1, le=3650)] = None,
+) -> dict[str, Any]:
+    """Another token for the user, shown once; without `expires_in_days` it does not expire."""
     user = node.coalition.user(name, viewer)
     if viewer.user_id != user.id and not viewer.has(Role.MEMBER_ADMIN):
         raise Forbidden("issuing another user's token needs the member-admin role")
-    return {"token": node.coalition.issue_token(user)}
+    ttl = None if expires_in_days is None else timedelta(days=expires_in_days)
+    return {"token": node.coalition.issue_token(user, ttl)}
 
 
 @router.delete("/users/{name}/tokens", response_model=Revoked)
