@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -315,7 +314,8 @@ def demo(
     from bices.demo import seed
 
     settings: Settings = ctx.obj
-    explicit = "--data" in sys.argv or any(a.startswith("--data=") for a in sys.argv)
+    source = ctx.parent.get_parameter_source("data") if ctx.parent else None
+    explicit = source is not None and source.name in {"COMMANDLINE", "ENVIRONMENT"}
     data = settings.data if explicit else Path(tempfile.mkdtemp(prefix="bices-demo-"))
     if (data / "bices.db").exists():
         err.print(f"[red]error:[/red] {data} already holds a node; demo needs a fresh folder")

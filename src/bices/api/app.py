@@ -27,4 +27,5 @@ def create_app(node: Node) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=node.settings.max_body_bytes)
+
     return app

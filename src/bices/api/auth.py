@@ -25,7 +25,9 @@ def current_viewer(
 ) -> Viewer:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing 'Authorization: Bearer TOKEN' header")
-    return node_of(request).coalition.authenticate(credentials.credentials)
+    viewer = node_of(request).coalition.authenticate(credentials.credentials)
+    request.state.viewer = viewer  # lets the error handlers name who was refused
+    return viewer
 
 
 CurrentViewer = Annotated[Viewer, Depends(current_viewer)]

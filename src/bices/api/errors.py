@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bices.domain.audit import AuditDraft
 from bices.domain.errors import (
     BadSignature,
     BicesError,
@@ -17,6 +19,8 @@ from bices.domain.errors import (
     TooLarge,
     Unauthenticated,
 )
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 STATUS: dict[type[BicesError], int] = {
     InvalidInput: 422,
@@ -42,10 +46,21 @@ def _where(loc: tuple[object, ...]) -> str:
     return path or "body"
 
 
+async def refused(request: Request, status: int, message: str, **extra: object) -> JSONResponse:
+    """Answer a refused write and record it in the audit trail (reads are audited elsewhere)."""
+    if request.method not in SAFE_METHODS:
+        viewer = getattr(request.state, "viewer", None)
+        actor, member = ("anonymous", None) if viewer is None else (viewer.name, viewer.member)
+        detail = {"method": request.method, "status": status, "reason": message[:1000]}
+        event = AuditDraft(actor, member, "request.refused", request.url.path, detail=detail)
+        await run_in_threadpool(request.app.state.node.store.audit.append, [event])
+    return problem(status, message, **extra)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(BicesError)
     async def domain_error(request: Request, error: BicesError) -> JSONResponse:
-        return problem(STATUS.get(type(error), 400), str(error))
+        return await refused(request, STATUS.get(type(error), 400), str(error))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -53,16 +68,21 @@ def install(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             reason = next(e for e in errors if e.get("type") == "json_invalid")
             context = reason.get("ctx", {}).get("error", "")
-            return problem(400, f"malformed JSON: {context}".rstrip(": "))
+            return await refused(request, 400, f"malformed JSON: {context}".rstrip(": "))
         messages = []
         for e in errors[:20]:
             where = _where(tuple(e.get("loc", ())))
             messages.append(f"{where}: {e.get('msg', 'invalid')}")
-        return problem(422, "; ".join(messages), errors=[
+        return await refused(request, 422, "; ".join(messages), errors=[
             {"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
             for e in errors[:100]
         ])  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail))
+        if error.status_code == 413:
+            limit = request.app.state.node.settings.max_body_bytes
+            return await refused(request, 413, f"request body exceeds the limit of {limit} bytes")
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            return await refused(request, 400, "malformed JSON: the body is not valid UTF-8")
+        return await refused(request, error.status_code, str(error.detail))

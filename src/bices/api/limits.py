@@ -1,14 +1,11 @@
-"""A request body limit enforced before the body is read (Content-Length or streamed count)."""
+"""The request body limit, counted as the body is read (a declared Content-Length over the
+limit fails at the first read). The 413 goes through the error mapping in `errors`, which
+names the limit and records the refusal."""
 
 from __future__ import annotations
 
-import json
-
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimit:
@@ -20,46 +17,19 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
-                return
-        seen = 0
-        started = False
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        seen = int(declared) if declared.isdigit() else 0
 
         async def counting_receive() -> Message:
             nonlocal seen
+            if seen > self.max_bytes:
+                # An HTTPException passes FastAPI's body parsing on to the error handlers.
+                raise HTTPException(413)
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not declared.isdigit():
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise HTTPException(413)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"request body exceeds the limit of {self.max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, counting_receive, send)

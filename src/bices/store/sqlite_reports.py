@@ -55,8 +55,8 @@ class SqliteReports:
         if row is not None:
             return int(row[0])
         cursor = conn.execute("INSERT INTO labels (key, body) VALUES (?, ?)", (key, key))
+        # Not cached here: the transaction may still roll back and the id be reused.
         assert cursor.lastrowid is not None
-        self.labels.remember(cursor.lastrowid, label)
         return cursor.lastrowid
 
     def _visible(self, viewer: Viewer) -> str:

@@ -30,10 +30,6 @@ class LabelIndex:
         self._lock = threading.Lock()
         self._visible: OrderedDict[ViewerKey, tuple[int, ...]] = OrderedDict()
 
-    def remember(self, label_id: int, label: Label) -> None:
-        with self._lock:
-            self._labels.setdefault(label_id, label)
-
     def get(self, label_id: int) -> Label:
         label = self._labels.get(label_id)
         if label is None:
