@@ -72,19 +72,15 @@ class SqliteAuditLog:
         self, viewer: Viewer, member: str | None, after: int, limit: int
     ) -> list[AuditEvent]:
         """Events after `after`, optionally of one member's users, whose item the viewer may see."""
-        directory, version = self._directory_state()
-        visible = self._labels.visible(viewer, directory, version)
-        sql = (
-            "SELECT * FROM audit WHERE seq > ? AND (label_id IS NULL OR label_id IN "
-            "(SELECT value FROM json_each(?)))"
-        )
-        params: list[object] = [after, json.dumps(visible)]
-        if member is not None:
-            sql += " AND member = ?"
-            params.append(member)
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(limit)
-        rows = self._db.reader().execute(sql, params).fetchall()
+        by_member = "" if member is None else " AND member = ?"
+        with self._db.snapshot() as conn:  # the visible set and the rows from one state
+            directory, version = self._directory_state()
+            visible = json.dumps(self._labels.visible(viewer, directory, version))
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE seq > ? AND (label_id IS NULL OR label_id IN "
+                f"(SELECT value FROM json_each(?))){by_member} ORDER BY seq LIMIT ?",
+                [after, visible, *([] if member is None else [member]), limit],
+            ).fetchall()
         return [_event(row) for row in rows]
 
     def all_events(self) -> Iterator[AuditEvent]:

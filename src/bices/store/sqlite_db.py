@@ -140,6 +140,9 @@ class Database:
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same committed state."""
         conn = self.reader()
+        if conn.in_transaction:  # nested: the outer snapshot already fixes the state
+            yield conn
+            return
         conn.execute("BEGIN")
         try:
             yield conn

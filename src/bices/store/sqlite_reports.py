@@ -6,6 +6,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -165,17 +166,31 @@ class SqliteReports:
             label_id=row["label_id"],
         )
 
+    @contextmanager
+    def _viewing(self, viewer: Viewer) -> Iterator[tuple[sqlite3.Connection, str]]:
+        """A read snapshot and, computed inside it, the viewer's visible label ids.
+
+        Inside one snapshot a row can only carry a label that the same snapshot knows,
+        so a version committed meanwhile under a new label is neither hidden nor shown
+        by mistake.
+        """
+        with self._db.snapshot() as conn:
+            yield conn, self._visible(viewer)
+
+    def _visible_rows(
+        self, viewer: Viewer, where: str, params: tuple[object, ...]
+    ) -> list[ReportVersion]:
+        with self._viewing(viewer) as (conn, visible):
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM report_versions WHERE {where} "
+                "AND label_id IN (SELECT value FROM json_each(?)) ORDER BY version",
+                (*params, visible),
+            ).fetchall()
+        return [self._row(row) for row in rows]
+
     def current(self, viewer: Viewer, report_id: str) -> ReportVersion | None:
-        row = (
-            self._db.reader()
-            .execute(
-                f"SELECT {COLUMNS} FROM report_versions WHERE report_id = ? AND current = 1 "
-                "AND label_id IN (SELECT value FROM json_each(?))",
-                (report_id, self._visible(viewer)),
-            )
-            .fetchone()
-        )
-        return None if row is None else self._row(row)
+        found = self._visible_rows(viewer, "report_id = ? AND current = 1", (report_id,))
+        return found[0] if found else None
 
     def current_unfiltered(self, report_id: str) -> ReportVersion | None:
         """For the pipeline's own checks (next version number, originator); never served."""
@@ -190,28 +205,11 @@ class SqliteReports:
         return None if row is None else self._row(row)
 
     def version(self, viewer: Viewer, report_id: str, version: int) -> ReportVersion | None:
-        row = (
-            self._db.reader()
-            .execute(
-                f"SELECT {COLUMNS} FROM report_versions WHERE report_id = ? AND version = ? "
-                "AND label_id IN (SELECT value FROM json_each(?))",
-                (report_id, version, self._visible(viewer)),
-            )
-            .fetchone()
-        )
-        return None if row is None else self._row(row)
+        found = self._visible_rows(viewer, "report_id = ? AND version = ?", (report_id, version))
+        return found[0] if found else None
 
     def versions(self, viewer: Viewer, report_id: str) -> list[ReportVersion]:
-        rows = (
-            self._db.reader()
-            .execute(
-                f"SELECT {COLUMNS} FROM report_versions WHERE report_id = ? "
-                "AND label_id IN (SELECT value FROM json_each(?)) ORDER BY version",
-                (report_id, self._visible(viewer)),
-            )
-            .fetchall()
-        )
-        return [self._row(row) for row in rows]
+        return self._visible_rows(viewer, "report_id = ?", (report_id,))
 
     def blob(self, viewer: Viewer, report_id: str, sha256: str) -> StoredBlob | None:
         """An attachment, only through a visible version of a report that carries it."""
@@ -258,8 +256,8 @@ class SqliteReports:
             "FROM report_versions WHERE current = 1 "
             "AND label_id IN (SELECT value FROM json_each(?))" + filters
         )
-        base_params = [self._visible(viewer), *params]
-        with self._db.snapshot() as conn:
+        with self._viewing(viewer) as (conn, visible):
+            base_params = [visible, *params]
             total = conn.execute(f"SELECT count(*) {base}", base_params).fetchone()[0]
             page_sql = f"SELECT {COLUMNS} {base}"
             page_params = list(base_params)
@@ -284,9 +282,9 @@ class SqliteReports:
             "FROM report_fts JOIN report_versions v ON v.seq = report_fts.rowid "
             "WHERE report_fts MATCH ? AND v.label_id IN (SELECT value FROM json_each(?))" + filters
         )
-        base_params = [match, self._visible(viewer), *params]
         columns = ", ".join("v." + c.strip() for c in COLUMNS.split(","))
-        with self._db.snapshot() as conn:
+        with self._viewing(viewer) as (conn, visible):
+            base_params = [match, visible, *params]
             counts = conn.execute(
                 f"SELECT v.type, v.originator, v.classification, v.language, count(*) {base} "
                 "GROUP BY 1, 2, 3, 4",
