@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import reduce
 
 import pytest
@@ -491,8 +492,31 @@ def test_suspending_a_member_never_reveals(
         assert not may_see(who, item, suspended)
 
 
+def entitled(sources: list[Label], origin: str, directory: Directory) -> bool:
+    return all(
+        origin == s.originator or origin in expand(s.releasable_to, directory) for s in sources
+    )
+
+
+def readable_by(origin: str, sources: list[Label]) -> list[Label]:
+    """The sources made releasable to the deriving member too, as a derivation requires."""
+    return [replace(s, releasable_to=s.releasable_to | {origin}) for s in sources]
+
+
+@given(st.lists(labels(), min_size=1, max_size=5), directories(), members)
+def test_deriving_from_a_source_the_deriver_may_not_read_is_refused(
+    sources: list[Label], directory: Directory, origin: str
+) -> None:
+    if entitled(sources, origin, directory):
+        combine(sources, origin, directory)
+    else:
+        with pytest.raises(Forbidden, match="may not derive"):
+            combine(sources, origin, directory)
+
+
 @given(labels(), labels(), directories(), members)
 def test_combine_is_commutative(a: Label, b: Label, directory: Directory, origin: str) -> None:
+    a, b = readable_by(origin, [a, b])
     assert combine([a, b], origin, directory) == combine([b, a], origin, directory)
 
 
@@ -500,6 +524,7 @@ def test_combine_is_commutative(a: Label, b: Label, directory: Directory, origin
 def test_combine_is_associative(
     a: Label, b: Label, c: Label, directory: Directory, origin: str
 ) -> None:
+    a, b, c = readable_by(origin, [a, b, c])
     flat = combine([a, b, c], origin, directory)
     left = combine([combine([a, b], origin, directory), c], origin, directory)
     right = combine([a, combine([b, c], origin, directory)], origin, directory)
@@ -521,6 +546,7 @@ def test_combining_one_label_changes_nothing_in_effect(
 def test_combine_is_max_intersection_union_and_compression_keeps_the_members(
     sources: list[Label], directory: Directory, origin: str
 ) -> None:
+    sources = readable_by(origin, sources)
     derived = combine(sources, origin, directory)
     assert derived.classification == max(s.classification for s in sources)
     assert derived.caveats == frozenset().union(*(s.caveats for s in sources))
@@ -535,13 +561,10 @@ def test_combine_is_max_intersection_union_and_compression_keeps_the_members(
 def test_a_viewer_who_may_see_the_derived_item_may_see_every_source(
     sources: list[Label], who: Viewer, directory: Directory, origin: str
 ) -> None:
-    """Holds whenever the deriving member could read each source by releasability or origin,
-    which is how a derived item is made: from sources its originator can read."""
-    readable = all(
-        origin == s.originator or origin in expand(s.releasable_to, directory) for s in sources
-    )
+    """A derived item is made from sources its originator can read (combine insists)."""
+    sources = readable_by(origin, sources)
     derived = combine(sources, origin, directory)
-    if readable and may_see(who, derived, directory):
+    if may_see(who, derived, directory):
         assert all(may_see(who, s, directory) for s in sources)
 
 
@@ -552,6 +575,7 @@ def test_others_see_the_derived_item_iff_releasable_from_every_source(
     """For anyone but the deriving member: sees it iff each source is releasable to them."""
     if who.member == origin:
         return
+    sources = readable_by(origin, sources)
     derived = combine(sources, origin, directory)
     assert may_see(who, derived, directory) is all(
         sees_by_releasability(who, s, directory) for s in sources
@@ -576,3 +600,14 @@ def test_label_json_round_trips(item: Label) -> None:
     banner = item.render()
     assert banner.startswith(item.classification.marking + " // ")
     assert all(f" // {caveat} // " in banner for caveat in item.caveats)
+
+
+def test_a_member_may_not_derive_from_a_source_not_releasable_to_it() -> None:
+    """Else the originator clause would let the deriver see the derived item."""
+    directory = Directory(
+        statuses={"USA": MemberStatus.ACTIVE, "KOR": MemberStatus.ACTIVE},
+        communities={"NATO": frozenset({"USA"})},
+    )
+    nato_only = Label.build("NATO SECRET", ["NATO"], "USA")
+    with pytest.raises(Forbidden, match="KOR may not derive"):
+        combine([nato_only], "KOR", directory)

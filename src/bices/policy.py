@@ -49,10 +49,17 @@ def combine(labels: Iterable[Label], originator: str, directory: Directory) -> L
     """The label of an item derived from several sources.
 
     Highest classification, intersection of (expanded) releasability, union of caveats.
+    The deriving member must itself be entitled to every source.
     """
     sources = list(labels)
     if not sources:
         raise InvalidInput("a derived item needs at least one source label")
+    for label in sources:
+        if originator != label.originator and originator not in directory.expand(
+            label.releasable_to
+        ):
+            # Otherwise the originator clause would show the deriver what it may not read.
+            raise Forbidden(f"{originator} may not derive from an item labelled {label.render()}")
     level = max(label.classification for label in sources)
     releasable = directory.expand(sources[0].releasable_to)
     caveats: set[str] = set()
