@@ -47,9 +47,24 @@ def machine() -> str:
     )
 
 
+def code_version() -> str:
+    """The commit measured, and whether src/ had uncommitted changes at the time."""
+    head = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True
+    ).stdout.strip()
+    return head + (" with uncommitted changes in src/" if dirty else "")
+
+
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT),
-                                                          *sys.argv[1:]])  # fmt: skip
+    return "python " + " ".join(
+        shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]
+    )
 
 
 def record(title: str, body: str) -> None:
@@ -59,13 +74,18 @@ def record(title: str, body: str) -> None:
         f"## {title}\n\n"
         f"- Date: {stamp}\n"
         f"- Machine: {machine()}\n"
+        f"- Code: {code_version()}\n"
         f"- Command: `{command_line()}`\n\n"
         f"{body.strip()}\n"
     )
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else (
-        "# Benchmarks\n\nWritten by the scripts in `bench/`; each section is the latest run of "
-        "one script, with the peer or limit it is compared against measured in the same run.\n"
-    )  # fmt: skip
+    text = (
+        BENCHMARKS.read_text()
+        if BENCHMARKS.exists()
+        else (
+            "# Benchmarks\n\nWritten by the scripts in `bench/`; each section is the latest run of "
+            "one script, with the peer or limit it is compared against measured in the same run.\n"
+        )
+    )
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
@@ -73,6 +93,36 @@ def record(title: str, body: str) -> None:
         text = text.rstrip() + "\n\n" + section
     BENCHMARKS.write_text(text)
     print(f"recorded in {BENCHMARKS}")
+
+
+def busy_core_seconds() -> float:
+    """CPU time used by every process on the machine so far (from /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_wait: float = 300.0, threshold: float = 0.15) -> float:
+    """Wait (bounded) until other processes use under `threshold` cores; return the last reading.
+
+    The machine may be shared with test runs; a benchmark says what it competed with.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = busy_core_seconds()
+        time.sleep(2.0)
+        busy = (busy_core_seconds() - before) / 2.0
+        if busy < threshold or time.monotonic() > deadline:
+            print(f"machine busy before the run: {busy:.2f} cores")
+            return busy
+        print(f"waiting for a quiet machine ({busy:.2f} cores busy)", flush=True)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -83,12 +133,44 @@ def percentile(values: list[float], p: float) -> float:
 
 # -- a realistic corpus -----------------------------------------------------------------------
 
-PLACES = ["Pyongyang", "Kaesong", "Seoul", "Busan", "Incheon", "Jakarta", "Surabaya", "Tallinn",
-          "Narva", "Riga", "Vilnius", "Suwalki", "Rzeszow", "Gdansk", "Yokosuka", "Okinawa",
-          "Darwin", "Natuna", "Batam", "Makassar", "Gangneung", "Pohang", "Ulsan", "Kunsan"]  # fmt: skip
-UNITS = ["a naval task group", "two frigates", "a reconnaissance aircraft", "an air defence "
-         "battery", "a mechanised battalion", "coastal patrol vessels", "a logistics convoy",
-         "maritime patrol aircraft", "a signals detachment", "an engineer company"]  # fmt: skip
+PLACES = [
+    "Pyongyang",
+    "Kaesong",
+    "Seoul",
+    "Busan",
+    "Incheon",
+    "Jakarta",
+    "Surabaya",
+    "Tallinn",
+    "Narva",
+    "Riga",
+    "Vilnius",
+    "Suwalki",
+    "Rzeszow",
+    "Gdansk",
+    "Yokosuka",
+    "Okinawa",
+    "Darwin",
+    "Natuna",
+    "Batam",
+    "Makassar",
+    "Gangneung",
+    "Pohang",
+    "Ulsan",
+    "Kunsan",
+]
+UNITS = [
+    "a naval task group",
+    "two frigates",
+    "a reconnaissance aircraft",
+    "an air defence battery",
+    "a mechanised battalion",
+    "coastal patrol vessels",
+    "a logistics convoy",
+    "maritime patrol aircraft",
+    "a signals detachment",
+    "an engineer company",
+]
 EN = [
     "At {h}:{m} local time {unit} was observed moving north of {place}.",
     "The source, who has reported reliably in the past, described increased activity near {place}.",
@@ -104,7 +186,7 @@ EN = [
     "A second source corroborated the sighting but could not confirm the number of vessels.",
     "Customs records show {n} containers declared as agricultural equipment at {place}.",
     "The convoy was escorted by {unit} and stopped twice before reaching {place}.",
-]  # fmt: skip
+]
 ID = [
     "Pada pukul {h}:{m} waktu setempat {unit} terlihat bergerak ke utara {place}.",
     "Sumber yang selama ini dapat dipercaya melaporkan peningkatan kegiatan di dekat {place}.",
@@ -118,12 +200,20 @@ ID = [
     "Diminta laporan lebih lanjut mengenai pergerakan {unit} menuju {place}.",
     "Para analis mencatat bahwa waktunya bertepatan dengan jadwal latihan yang diumumkan.",
     "Sumber kedua membenarkan pengamatan itu tetapi tidak dapat memastikan jumlah kapal.",
-    "Catatan bea cukai menunjukkan {n} kontainer dinyatakan sebagai peralatan pertanian di {place}.",
-]  # fmt: skip
-TITLES_EN = ["Activity near {place}", "Movement of {unit} reported at {place}",
-             "Port activity at {place}", "Radio traffic increase around {place}"]  # fmt: skip
-TITLES_ID = ["Kegiatan di sekitar {place}", "Pergerakan {unit} dilaporkan di {place}",
-             "Aktivitas pelabuhan di {place}", "Peningkatan lalu lintas radio di {place}"]  # fmt: skip
+    "Catatan bea cukai menunjukkan {n} kontainer berisi peralatan pertanian di {place}.",
+]
+TITLES_EN = [
+    "Activity near {place}",
+    "Movement of {unit} reported at {place}",
+    "Port activity at {place}",
+    "Radio traffic increase around {place}",
+]
+TITLES_ID = [
+    "Kegiatan di sekitar {place}",
+    "Pergerakan {unit} dilaporkan di {place}",
+    "Aktivitas pelabuhan di {place}",
+    "Peningkatan lalu lintas radio di {place}",
+]
 
 # Marker words that the sentence pool never contains, planted at known rates so that search
 # queries have a known selectivity. (word or phrase, fraction of reports that carry it)
@@ -148,9 +238,13 @@ QUERIES = [
 
 def _fill(rng: random.Random, template: str) -> str:
     return template.format(
-        h=f"{rng.randrange(24):02d}", m=f"{rng.randrange(60):02d}", d=rng.randrange(1, 31),
-        n=rng.randrange(2, 60), place=rng.choice(PLACES), unit=rng.choice(UNITS),
-    )  # fmt: skip
+        h=f"{rng.randrange(24):02d}",
+        m=f"{rng.randrange(60):02d}",
+        d=rng.randrange(1, 31),
+        n=rng.randrange(2, 60),
+        place=rng.choice(PLACES),
+        unit=rng.choice(UNITS),
+    )
 
 
 class Corpus:
@@ -200,8 +294,9 @@ def served(data: Path, timeout: float = 60.0) -> Iterator[tuple[str, int]]:
     log = open(data / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         ["bices", "--data", str(data), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
