@@ -11,6 +11,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 import pycountry
@@ -97,6 +98,14 @@ class AttachmentDraft(BaseModel):
             ) from None
 
 
+@lru_cache(maxsize=1024)
+def is_language(code: str) -> bool:
+    """An ISO 639-1 or 639-3 code known to pycountry."""
+    if len(code) == 2:
+        return pycountry.languages.get(alpha_2=code) is not None
+    return pycountry.languages.get(alpha_3=code) is not None
+
+
 def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError(f"{field} must carry a time zone, e.g. 2024-07-10T09:00:00Z")
@@ -133,12 +142,7 @@ class ReportDraft(BaseModel):
     @classmethod
     def _known_language(cls, value: str) -> str:
         code = value.lower()
-        found = (
-            pycountry.languages.get(alpha_2=code)
-            if len(code) == 2
-            else pycountry.languages.get(alpha_3=code)
-        )
-        if found is None:
+        if not is_language(code):
             raise ValueError(f"unknown ISO 639 language code {value!r}")
         return code
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -25,7 +25,8 @@ from bices.domain.errors import (
     NotFound,
     TooLarge,
 )
-from bices.domain.reports import Attachment, ReportDraft, ReportVersion
+from bices.domain.labels import Label
+from bices.domain.reports import Attachment, LabelDraft, ReportDraft, ReportVersion
 from bices.domain.signing import load_private, load_public, sign, verifies
 from bices.domain.users import Viewer
 from bices.policy import check_may_create
@@ -54,6 +55,7 @@ class Collector:
                 f"batch of {len(drafts)} reports exceeds the limit of {self.limits.max_batch}"
             )
         now = datetime.now(UTC)
+        label_of = self._labeller(viewer)
         writes = []
         ids: set[str] = set()
         for index, draft in enumerate(drafts):
@@ -62,9 +64,8 @@ class Collector:
                 if report_id in ids:
                     raise Conflict(f"id {report_id} appears twice in the batch")
                 ids.add(report_id)
-                if draft.id is not None and self.store.reports.current_unfiltered(draft.id):
-                    raise Conflict(f"report {draft.id} already exists; update it instead")
-                writes.append(self._prepare(viewer, draft, report_id, 1, now))
+                label = label_of(draft.label)
+                writes.append(self._prepare(viewer, draft, label, report_id, 1, now))
             except BicesError as error:
                 if len(drafts) == 1:
                     raise
@@ -85,15 +86,36 @@ class Collector:
             )
         if draft.id is not None and draft.id != report_id:
             raise Conflict(f"body id {draft.id} does not match the path id {report_id}")
-        write = self._prepare(viewer, draft, report_id, current.version + 1, datetime.now(UTC))
+        label = self._labeller(viewer)(draft.label)
+        version = current.version + 1
+        write = self._prepare(viewer, draft, label, report_id, version, datetime.now(UTC))
         return self._store([write])[0]
 
-    def _prepare(
-        self, viewer: Viewer, draft: ReportDraft, report_id: str, version: int, now: datetime
-    ) -> ReportWrite:
+    def _labeller(self, viewer: Viewer) -> Callable[[LabelDraft], Label]:
+        """Bind and check labels for one request: each distinct label once, one directory."""
         directory = self.store.coalition.directory()
-        label = draft.label.bind(viewer.member)
-        check_may_create(viewer, label, directory)
+        checked: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Label] = {}
+
+        def label_of(draft: LabelDraft) -> Label:
+            key = (draft.classification, tuple(draft.releasable_to), tuple(draft.caveats))
+            label = checked.get(key)
+            if label is None:
+                label = draft.bind(viewer.member)
+                check_may_create(viewer, label, directory)
+                checked[key] = label
+            return label
+
+        return label_of
+
+    def _prepare(
+        self,
+        viewer: Viewer,
+        draft: ReportDraft,
+        label: Label,
+        report_id: str,
+        version: int,
+        now: datetime,
+    ) -> ReportWrite:
         blobs: list[bytes] = []
         attachments: list[Attachment] = []
         for attachment in draft.attachments:

@@ -66,12 +66,13 @@ def parse(q: str) -> Query:
     return Query(tuple(tuple(g) for g in groups), tuple(excluded))
 
 
-def to_fts5(query: Query) -> str:
-    """Render for SQLite FTS5: every term double-quoted."""
+def to_fts5(query: Query, columns: str | None = None) -> str:
+    """Render for SQLite FTS5: every term double-quoted, optionally within some columns."""
+    within = "" if columns is None else f"{columns} : "
 
     def term(t: Term) -> str:
         quoted = '"' + t.text.replace('"', '""') + '"'
-        return quoted + ("*" if t.prefix else "")
+        return within + quoted + ("*" if t.prefix else "")
 
     positive = " AND ".join(
         "(" + " OR ".join(term(t) for t in group) + ")" for group in query.groups

@@ -68,12 +68,21 @@ CREATE TABLE IF NOT EXISTS report_versions (
     reported_at TEXT NOT NULL, reported_ts REAL NOT NULL, observed_at TEXT,
     locations TEXT NOT NULL, attachments TEXT NOT NULL, author TEXT NOT NULL,
     stored_at TEXT NOT NULL, signature TEXT NOT NULL,
+    label_token TEXT GENERATED ALWAYS AS ('l' || label_id) VIRTUAL,
     UNIQUE (report_id, version)
 );
-CREATE INDEX IF NOT EXISTS report_versions_current
-    ON report_versions (label_id, seq) WHERE current = 1;
+-- The current version of each report, narrow: listing, filters, totals and facets read
+-- this instead of the wide rows; full rows are fetched only for the page served.
+CREATE TABLE IF NOT EXISTS current_reports (
+    seq INTEGER PRIMARY KEY, label_id INTEGER NOT NULL, type TEXT NOT NULL,
+    originator TEXT NOT NULL, classification INTEGER NOT NULL, language TEXT NOT NULL,
+    reported_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS current_reports_label ON current_reports (label_id, seq);
+-- Current versions only. The label id is indexed as a token ("l17") so that a search can
+-- intersect the user's words with the labels the access rule allows inside FTS5 itself.
 CREATE VIRTUAL TABLE IF NOT EXISTS report_fts USING fts5(
-    title, body, content='report_versions', content_rowid='seq',
+    title, body, label_token, content='report_versions', content_rowid='seq',
     tokenize='unicode61 remove_diacritics 2'
 );
 CREATE TABLE IF NOT EXISTS blobs (

@@ -12,12 +12,13 @@ from datetime import datetime
 
 from bices.domain.audit import AuditDraft
 from bices.domain.errors import Conflict
-from bices.domain.labels import Classification, Label
+from bices.domain.labels import Label
 from bices.domain.reports import Attachment, Location, ReportType, ReportVersion, Source, iso
 from bices.domain.signing import canonical
 from bices.domain.users import Viewer
+from bices.store import sqlite_listing as listing
 from bices.store.base import Page, ReportFilter, ReportWrite, SearchResult, StoredBlob
-from bices.store.query import decode_cursor, encode_cursor, parse, to_fts5
+from bices.store.query import decode_cursor, encode_cursor, parse
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
 from bices.store.visibility import DirectoryState, LabelIndex
@@ -26,12 +27,67 @@ COLUMNS = (
     "seq, report_id, version, type, title, body, language, label_id, source_name, reliability, "
     "credibility, reported_at, observed_at, locations, attachments, author, stored_at, signature"
 )
-FACETS = {"type": "type", "member": "originator", "classification": "classification",
-          "language": "language"}  # fmt: skip
 
 
 def label_key(label: Label) -> str:
     return canonical(label.to_json()).decode()
+
+
+def _supersede(conn: sqlite3.Connection, report_id: str, version: int, seq: int) -> None:
+    """Take the current version out of the search index and the current set."""
+    old = conn.execute("SELECT current_seq FROM reports WHERE id = ?", (report_id,)).fetchone()[0]
+    conn.execute(
+        "INSERT INTO report_fts (report_fts, rowid, title, body, label_token) "
+        "SELECT 'delete', seq, title, body, label_token FROM report_versions WHERE seq = ?",
+        (old,),
+    )
+    conn.execute("UPDATE report_versions SET current = 0 WHERE seq = ?", (old,))
+    conn.execute("DELETE FROM current_reports WHERE seq = ?", (old,))
+    conn.execute(
+        "UPDATE reports SET current_version = ?, current_seq = ? WHERE id = ?",
+        (version, seq, report_id),
+    )
+
+
+def _insert(conn: sqlite3.Connection, versions: list[ReportVersion]) -> None:
+    """Insert stored versions (seq and label_id assigned) into every table that holds them."""
+    conn.executemany(
+        "INSERT INTO report_versions VALUES "
+        "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                v.seq, v.id, v.version, v.type.value, v.title, v.body, v.language, v.label_id,
+                int(v.label.classification), v.label.originator, v.source.name,
+                v.source.reliability.value, v.source.credibility, iso(v.reported_at),
+                v.reported_at.timestamp(),
+                None if v.observed_at is None else iso(v.observed_at),
+                json.dumps([loc.model_dump() for loc in v.locations]),
+                json.dumps([a.to_json() for a in v.attachments]),
+                v.author, iso(v.stored_at), v.signature,
+            )
+            for v in versions
+        ],
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO reports VALUES (?, ?, ?)",
+        [(v.id, v.version, v.seq) for v in versions if v.version == 1],
+    )
+    conn.executemany(
+        "INSERT INTO current_reports VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (v.seq, v.label_id, v.type.value, v.label.originator, int(v.label.classification),
+             v.language, v.reported_at.timestamp())
+            for v in versions
+        ],
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO report_fts (rowid, title, body, label_token) VALUES (?, ?, ?, ?)",
+        [(v.seq, v.title, v.body, f"l{v.label_id}") for v in versions],
+    )
+    conn.executemany(
+        "INSERT INTO events (kind, report_id, version, label_id, at) VALUES (?, ?, ?, ?, ?)",
+        [("report", v.id, v.version, v.label_id, iso(v.stored_at)) for v in versions],
+    )
 
 
 class SqliteReports:
@@ -60,82 +116,58 @@ class SqliteReports:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def _visible(self, viewer: Viewer) -> str:
-        directory, version = self._directory_state()
-        return json.dumps(self.labels.visible(viewer, directory, version))
-
     # -- writes ----------------------------------------------------------------------
 
     def add(self, writes: Sequence[ReportWrite]) -> list[ReportVersion]:
-        """Store versions atomically: all of them, their blobs, events and audit, or nothing."""
+        """Store versions atomically: all of them, their blobs, events and audit, or nothing.
+
+        Sequence numbers are assigned here (the write transaction holds SQLite's write lock,
+        across processes too), so every table is filled with one `executemany`.
+        """
         stored: list[ReportVersion] = []
         with self._db.write() as conn:
+            self._check_versions(conn, writes)
+            seq = conn.execute("SELECT coalesce(max(seq), 0) FROM report_versions").fetchone()[0]
             label_ids: dict[Label, int] = {}
             audits: list[AuditDraft] = []
+            blobs: list[tuple[str, int, bytes]] = []
             for write in writes:
                 v = write.version
                 label_id = label_ids.get(v.label)
                 if label_id is None:
                     label_id = label_ids[v.label] = self._label_id(conn, v.label)
-                for data in write.blobs:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)",
-                        (hashlib.sha256(data).hexdigest(), len(data), data),
-                    )
-                seq = self._insert_version(conn, v, label_id)
+                seq += 1
+                if v.version > 1:
+                    _supersede(conn, v.id, v.version, seq)
                 stored.append(replace(v, seq=seq, label_id=label_id))
+                blobs.extend((hashlib.sha256(d).hexdigest(), len(d), d) for d in write.blobs)
                 if write.audit is not None:
                     audits.append(replace(write.audit, label_id=label_id))
+            _insert(conn, stored)
+            conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)", blobs)
             append_audit(conn, audits)
         return stored
 
-    def _insert_version(self, conn: sqlite3.Connection, v: ReportVersion, label_id: int) -> int:
-        previous = conn.execute(
-            "SELECT current_version, current_seq FROM reports WHERE id = ?", (v.id,)
+    def _check_versions(self, conn: sqlite3.Connection, writes: Sequence[ReportWrite]) -> None:
+        """Version 1 must be a new id; version n must follow the current n - 1."""
+        new = [w.version.id for w in writes if w.version.version == 1]
+        taken = conn.execute(
+            "SELECT id FROM reports WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(new),),
         ).fetchone()
-        expected = 1 if previous is None else previous["current_version"] + 1
-        if v.version != expected:
-            raise Conflict(
-                f"report {v.id} version {v.version} conflicts: the next version is {expected}"
-            )
-        cursor = conn.execute(
-            "INSERT INTO report_versions VALUES "
-            "(NULL, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                v.id, v.version, v.type.value, v.title, v.body, v.language, label_id,
-                int(v.label.classification), v.label.originator, v.source.name,
-                v.source.reliability.value, v.source.credibility, iso(v.reported_at),
-                v.reported_at.timestamp(),
-                None if v.observed_at is None else iso(v.observed_at),
-                json.dumps([loc.model_dump() for loc in v.locations]),
-                json.dumps([a.to_json() for a in v.attachments]),
-                v.author, iso(v.stored_at), v.signature,
-            ),
-        )  # fmt: skip
-        seq = cursor.lastrowid
-        assert seq is not None
-        if previous is None:
-            conn.execute("INSERT INTO reports VALUES (?, ?, ?)", (v.id, v.version, seq))
-        else:
-            old = previous["current_seq"]
-            conn.execute(
-                "INSERT INTO report_fts (report_fts, rowid, title, body) "
-                "SELECT 'delete', seq, title, body FROM report_versions WHERE seq = ?",
-                (old,),
-            )
-            conn.execute("UPDATE report_versions SET current = 0 WHERE seq = ?", (old,))
-            conn.execute(
-                "UPDATE reports SET current_version = ?, current_seq = ? WHERE id = ?",
-                (v.version, seq, v.id),
-            )
-        conn.execute(
-            "INSERT INTO report_fts (rowid, title, body) VALUES (?, ?, ?)", (seq, v.title, v.body)
-        )
-        conn.execute(
-            "INSERT INTO events (kind, report_id, version, label_id, at) VALUES (?, ?, ?, ?, ?)",
-            ("report", v.id, v.version, label_id, iso(v.stored_at)),
-        )
-        return seq
+        if taken is not None:
+            raise Conflict(f"report id {taken[0]} is already taken")
+        for write in writes:
+            v = write.version
+            if v.version == 1:
+                continue
+            row = conn.execute("SELECT current_version FROM reports WHERE id = ?", (v.id,))
+            current = row.fetchone()
+            expected = 1 if current is None else current[0] + 1
+            if v.version != expected:
+                raise Conflict(
+                    f"report {v.id} version {v.version} conflicts: the next version is {expected}"
+                )
 
     # -- reads -----------------------------------------------------------------------
 
@@ -167,7 +199,7 @@ class SqliteReports:
         )
 
     @contextmanager
-    def _viewing(self, viewer: Viewer) -> Iterator[tuple[sqlite3.Connection, str]]:
+    def _viewing(self, viewer: Viewer) -> Iterator[tuple[sqlite3.Connection, tuple[int, ...]]]:
         """A read snapshot and, computed inside it, the viewer's visible label ids.
 
         Inside one snapshot a row can only carry a label that the same snapshot knows,
@@ -175,7 +207,8 @@ class SqliteReports:
         by mistake.
         """
         with self._db.snapshot() as conn:
-            yield conn, self._visible(viewer)
+            directory, version = self._directory_state()
+            yield conn, self.labels.visible(viewer, directory, version)
 
     def _visible_rows(
         self, viewer: Viewer, where: str, params: tuple[object, ...]
@@ -184,7 +217,7 @@ class SqliteReports:
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM report_versions WHERE {where} "
                 "AND label_id IN (SELECT value FROM json_each(?)) ORDER BY version",
-                (*params, visible),
+                (*params, json.dumps(visible)),
             ).fetchall()
         return [self._row(row) for row in rows]
 
@@ -224,51 +257,22 @@ class SqliteReports:
                     return StoredBlob(sha256, bytes(row[0]))
         return None
 
-    def _where(self, where: ReportFilter, alias: str = "") -> tuple[str, list[object]]:
-        clauses: list[str] = []
-        params: list[object] = []
-
-        def among(column: str, values: Iterable[object]) -> None:
-            clauses.append(f"{alias}{column} IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(sorted(values)))
-
-        if where.types is not None:
-            among("type", (t.value for t in where.types))
-        if where.originators is not None:
-            among("originator", where.originators)
-        if where.classifications is not None:
-            among("classification", (int(c) for c in where.classifications))
-        if where.languages is not None:
-            among("language", where.languages)
-        if where.since is not None:
-            clauses.append(f"{alias}reported_ts >= ?")
-            params.append(where.since.timestamp())
-        if where.until is not None:
-            clauses.append(f"{alias}reported_ts < ?")
-            params.append(where.until.timestamp())
-        return "".join(" AND " + c for c in clauses), params
+    def _rows_by_seq(self, conn: sqlite3.Connection, seqs: list[int]) -> list[ReportVersion]:
+        """Full rows for the page served, in the order given."""
+        rows = conn.execute(
+            f"SELECT {COLUMNS} FROM report_versions WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(seqs),),
+        ).fetchall()
+        by_seq = {row["seq"]: row for row in rows}
+        return [self._row(by_seq[seq]) for seq in seqs]
 
     def page(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
         """Current versions, newest first, with the total the viewer may see."""
         before = decode_cursor("list", cursor)
-        filters, params = self._where(where)
-        base = (
-            "FROM report_versions WHERE current = 1 "
-            "AND label_id IN (SELECT value FROM json_each(?))" + filters
-        )
         with self._viewing(viewer) as (conn, visible):
-            base_params = [visible, *params]
-            total = conn.execute(f"SELECT count(*) {base}", base_params).fetchone()[0]
-            page_sql = f"SELECT {COLUMNS} {base}"
-            page_params = list(base_params)
-            if before is not None:
-                page_sql += " AND seq < ?"
-                page_params.append(before)
-            rows = conn.execute(
-                page_sql + " ORDER BY seq DESC LIMIT ?", [*page_params, limit + 1]
-            ).fetchall()
-        items = [self._row(row) for row in rows[:limit]]
-        more = len(rows) > limit
+            total, seqs = listing.newest(conn, visible, where, before, limit + 1)
+            items = self._rows_by_seq(conn, seqs[:limit])
+        more = len(seqs) > limit
         return Page(items, total, encode_cursor("list", items[-1].seq) if more else None)
 
     def search(
@@ -276,37 +280,11 @@ class SqliteReports:
     ) -> SearchResult:
         """Full-text search over current versions: ranked hits, total and facets, all visible."""
         offset = decode_cursor("search", cursor) or 0
-        match = to_fts5(parse(query))
-        filters, params = self._where(where, "v.")
-        base = (
-            "FROM report_fts JOIN report_versions v ON v.seq = report_fts.rowid "
-            "WHERE report_fts MATCH ? AND v.label_id IN (SELECT value FROM json_each(?))" + filters
-        )
-        columns = ", ".join("v." + c.strip() for c in COLUMNS.split(","))
+        parsed = parse(query)
         with self._viewing(viewer) as (conn, visible):
-            base_params = [match, visible, *params]
-            counts = conn.execute(
-                f"SELECT v.type, v.originator, v.classification, v.language, count(*) {base} "
-                "GROUP BY 1, 2, 3, 4",
-                base_params,
-            ).fetchall()
-            rows = conn.execute(
-                f"SELECT {columns} {base} ORDER BY report_fts.rank LIMIT ? OFFSET ?",
-                [*base_params, limit + 1, offset],
-            ).fetchall()
-        facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-        total = 0
-        for type_, originator, level, language, n in counts:
-            total += n
-            for name, value in (
-                ("type", type_),
-                ("member", originator),
-                ("classification", Classification(level).marking),
-                ("language", language),
-            ):
-                facets[name][value] = facets[name].get(value, 0) + n
-        items = [self._row(row) for row in rows[:limit]]
-        more = len(rows) > limit
+            total, facets, seqs = listing.search(conn, visible, parsed, where, offset, limit + 1)
+            items = self._rows_by_seq(conn, seqs[:limit])
+        more = len(seqs) > limit
         next_cursor = encode_cursor("search", offset + limit) if more else None
         return SearchResult(items, total, facets, next_cursor)
 

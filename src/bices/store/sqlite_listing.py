@@ -1,0 +1,132 @@
+"""Listing and full-text search over current versions, restricted to visible label ids.
+
+Filters, totals and facets read the narrow `current_reports` table. Search asks FTS5 for
+the user's words within title and body AND (when the visible set is small enough to
+spell out) one of the visible label tokens, so the index itself skips what the viewer may
+not see; the `label_id IN visible` condition on `current_reports` is applied in every
+case and is the one that decides.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import sqlite3
+
+from bices.domain.labels import Classification
+from bices.store.base import ReportFilter
+from bices.store.query import Query, to_fts5
+
+# Up to this many visible labels are spelled out inside the FTS5 query.
+MAX_LABEL_TOKENS = 256
+TEXT_COLUMNS = "{title body}"
+RANK = "bm25(report_fts, 4.0, 1.0, 0.0)"  # title counts more than body; labels not at all
+FACETS = ("type", "member", "classification", "language")
+
+
+def _where(where: ReportFilter) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+
+    def among(column: str, values: list[str] | list[int]) -> None:
+        clauses.append(f"c.{column} IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(values)))
+
+    if where.types is not None:
+        among("type", [t.value for t in where.types])
+    if where.originators is not None:
+        among("originator", list(where.originators))
+    if where.classifications is not None:
+        among("classification", [int(c) for c in where.classifications])
+    if where.languages is not None:
+        among("language", list(where.languages))
+    if where.since is not None:
+        clauses.append("c.reported_ts >= ?")
+        params.append(where.since.timestamp())
+    if where.until is not None:
+        clauses.append("c.reported_ts < ?")
+        params.append(where.until.timestamp())
+    return "".join(" AND " + c for c in clauses), params
+
+
+def newest(
+    conn: sqlite3.Connection,
+    visible: tuple[int, ...],
+    where: ReportFilter,
+    before: int | None,
+    limit: int,
+) -> tuple[int, list[int]]:
+    """The visible total and the seqs of the newest visible versions (before a cursor)."""
+    filters, params = _where(where)
+    base = "FROM current_reports c WHERE c.label_id IN (SELECT value FROM json_each(?))" + filters
+    base_params = [json.dumps(visible), *params]
+    total = conn.execute(f"SELECT count(*) {base}", base_params).fetchone()[0]
+    after_cursor = "" if before is None else " AND c.seq < ?"
+    cursor_params = [] if before is None else [before]
+    rows = conn.execute(
+        f"SELECT c.seq {base}{after_cursor} ORDER BY c.seq DESC LIMIT ?",
+        [*base_params, *cursor_params, limit],
+    ).fetchall()
+    return int(total), [row[0] for row in rows]
+
+
+def match_expression(query: Query, visible: tuple[int, ...]) -> str:
+    """The FTS5 expression: the user's words in title/body, and a visible label token."""
+    words = to_fts5(query, TEXT_COLUMNS)
+    if len(visible) > MAX_LABEL_TOKENS:
+        return words
+    return f"({words}) AND label_token : ({' OR '.join(f'l{i}' for i in visible)})"
+
+
+def _matching(
+    visible: tuple[int, ...], query: Query, where: ReportFilter
+) -> tuple[str, list[object]]:
+    filters, params = _where(where)
+    sql = (
+        "FROM report_fts JOIN current_reports c ON c.seq = report_fts.rowid "
+        "WHERE report_fts MATCH ? AND c.label_id IN (SELECT value FROM json_each(?))" + filters
+    )
+    return sql, [match_expression(query, visible), json.dumps(visible), *params]
+
+
+def search(
+    conn: sqlite3.Connection,
+    visible: tuple[int, ...],
+    query: Query,
+    where: ReportFilter,
+    offset: int,
+    limit: int,
+) -> tuple[int, dict[str, dict[str, int]], list[int]]:
+    """One pass over the visible matches: the total, the facets and the best `limit` seqs
+    after `offset` (by rank, then newest)."""
+    found: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+    if not visible:
+        return 0, found, []
+    sql, params = _matching(visible, query, where)
+    rows = conn.execute(
+        f"SELECT {RANK}, c.seq, c.type, c.originator, c.classification, c.language {sql}",
+        params,
+    )
+    total = 0
+    counts: dict[tuple[str, str, int, str], int] = {}
+    best: list[tuple[float, int]] = []  # a heap of (-score, seq): the worst kept on top
+    keep = offset + limit
+    for score, seq, type_, originator, level, language in rows:
+        total += 1
+        key = (type_, originator, level, language)
+        counts[key] = counts.get(key, 0) + 1
+        entry = (-score, seq)  # bm25 is lower-is-better: keep the smallest scores
+        if len(best) < keep:
+            heapq.heappush(best, entry)
+        elif entry > best[0]:
+            heapq.heapreplace(best, entry)
+    for (type_, originator, level, language), n in counts.items():
+        for name, value in (
+            ("type", type_),
+            ("member", originator),
+            ("classification", Classification(level).marking),
+            ("language", language),
+        ):
+            found[name][value] = found[name].get(value, 0) + n
+    ranked = sorted(best, reverse=True)
+    return total, found, [seq for _, seq in ranked[offset:]]
