@@ -34,6 +34,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def _actor(viewer: Viewer | None) -> tuple[str, str | None]:
     return (OPERATOR, None) if viewer is None else (viewer.name, viewer.member)
 
@@ -251,6 +255,7 @@ class CoalitionService:
         role_set = frozenset(Role.parse(r) for r in roles)
         if viewer is not None and Role.OPERATOR in role_set and not viewer.has(Role.OPERATOR):
             raise Forbidden("only an operator may grant the operator role")
+        token = new_token()
         user = self.store.coalition.add_user(
             member,
             name.strip(),
@@ -258,14 +263,41 @@ class CoalitionService:
             frozenset(normalise_caveat(c) for c in caveats),
             role_set,
             _audit(viewer, "user.add", name.strip(), member=member, clearance=level.marking),
+            hash_token(token),
         )
-        return user, self.issue_token(user)
+        return user, token
 
-    def issue_token(self, user: UserRecord, ttl: timedelta | None = None) -> str:
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    def users(self, viewer: Viewer | None = None) -> list[UserRecord]:
+        """Operators (and the CLI) see every user; member-admins their own member's."""
+        if viewer is None or viewer.has(Role.OPERATOR):
+            return self.store.coalition.list_users()
+        if viewer.has(Role.MEMBER_ADMIN):
+            return self.store.coalition.list_users(viewer.member)
+        raise Forbidden("listing users needs the member-admin or operator role")
+
+    def issue_token(
+        self, user: UserRecord, ttl: timedelta | None = None, viewer: Viewer | None = None
+    ) -> str:
+        """Another token for a user, shown once; issuing it is audited."""
+        self._may_manage(viewer, user, "issue a token for")
+        token = new_token()
         expires = None if ttl is None else datetime.now(UTC) + ttl
-        self.store.coalition.add_token(user.id, hash_token(token), expires)
+        audit = _audit(viewer, "token.issue", user.name,
+                       expires=None if expires is None else expires.isoformat())  # fmt: skip
+        self.store.coalition.add_token(user.id, hash_token(token), expires, audit)
         return token
+
+    def _may_manage(self, viewer: Viewer | None, user: UserRecord, what: str) -> None:
+        """The user itself, an operator, or its member's admin (not over an operator)."""
+        if viewer is None or viewer.user_id == user.id or viewer.has(Role.OPERATOR):
+            return
+        if (
+            viewer.has(Role.MEMBER_ADMIN)
+            and viewer.member == user.member
+            and Role.OPERATOR not in user.roles
+        ):
+            return
+        raise Forbidden(f"{viewer.name} may not {what} {user.name}")
 
     def user(self, name: str, viewer: Viewer | None = None) -> UserRecord:
         user = self.store.coalition.get_user(name)
@@ -278,6 +310,5 @@ class CoalitionService:
     def revoke(self, name: str, viewer: Viewer | None = None) -> int:
         """Revoke every token of a user: the user itself, its member-admin or an operator."""
         user = self.user(name, viewer)
-        if viewer is not None and viewer.user_id != user.id and not viewer.has(Role.MEMBER_ADMIN):
-            raise Forbidden("revoking another user's tokens needs the member-admin role")
+        self._may_manage(viewer, user, "revoke the tokens of")
         return self.store.coalition.revoke_tokens(user.id, _audit(viewer, "token.revoke", name))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bices.domain.errors import Forbidden, InvalidInput
-from bices.domain.labels import Label
+from bices.domain.labels import Classification, Label
 from bices.domain.members import MemberStatus
 from bices.domain.users import Viewer
 
@@ -83,6 +83,12 @@ def _compress(members: frozenset[str], directory: Directory) -> frozenset[str]:
             named.add(name)
             covered |= community
     return frozenset(named | (members - covered))
+
+
+def member_only(member: str) -> Label:
+    """The label of a record of one member's own activity (its searches, its refused
+    requests): under the rule only that member's users may see it."""
+    return Label(Classification.PUBLIC, frozenset({member}), member)
 
 
 def check_may_create(viewer: Viewer, label: Label, directory: Directory) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,7 +21,9 @@ from bices.domain.errors import (
     TooLarge,
     Unauthenticated,
 )
+from bices.policy import member_only
 
+log = logging.getLogger("bices.api")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 STATUS: dict[type[BicesError], int] = {
@@ -48,12 +52,17 @@ def _where(loc: tuple[object, ...]) -> str:
 
 async def refused(request: Request, status: int, message: str, **extra: object) -> JSONResponse:
     """Answer a refused write and record it in the audit trail (reads are audited elsewhere)."""
-    if request.method not in SAFE_METHODS:
-        viewer = getattr(request.state, "viewer", None)
-        actor, member = ("anonymous", None) if viewer is None else (viewer.name, viewer.member)
+    viewer = getattr(request.state, "viewer", None)
+    if request.method not in SAFE_METHODS and viewer is not None:
+        # Only the caller's own member may see it: the path and the reason can name items
+        # that the caller could see and others cannot. Unauthenticated refusals go to the
+        # log, not the chain, so that no one without a token can grow it.
         detail = {"method": request.method, "status": status, "reason": message[:1000]}
-        event = AuditDraft(actor, member, "request.refused", request.url.path, detail=detail)
+        event = AuditDraft(viewer.name, viewer.member, "request.refused", request.url.path,
+                           detail=detail, label=member_only(viewer.member))  # fmt: skip
         await run_in_threadpool(request.app.state.node.store.audit.append, [event])
+    elif viewer is None and status == 401:
+        log.info("refused %s %s: %s", request.method, request.url.path, message)
     return problem(status, message, **extra)
 
 

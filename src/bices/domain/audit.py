@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bices.domain.labels import Label
 from bices.domain.reports import iso
 from bices.domain.signing import canonical
 
@@ -23,6 +24,7 @@ class AuditDraft:
     target: str | None = None  # the item acted on
     label_id: int | None = None  # the item's label; the audit view applies the rule to it
     detail: dict[str, Any] = field(default_factory=dict)
+    label: Label | None = None  # a label the store resolves to `label_id` when appending
 
 
 @dataclass(frozen=True, slots=True)

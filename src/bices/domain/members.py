@@ -29,7 +29,6 @@ class MemberStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     WITHDRAWN = "withdrawn"
-    REJECTED = "rejected"
 
 
 class MemberKind(StrEnum):
@@ -69,7 +68,7 @@ QUORUM_PATTERN = re.compile(r"^(all|majority|\d+|\d+/\d+)$")
 def check_quorum(rule: str) -> str:
     """Validate an accession quorum rule: ``majority``, ``all``, a count ``N`` or a fraction."""
     value = rule.strip().lower()
-    if not QUORUM_PATTERN.match(value) or value in {"0", "0/1"}:
+    if not QUORUM_PATTERN.match(value) or (value.isdigit() and int(value) == 0):
         raise InvalidInput(
             f"invalid accession quorum {rule!r}: "
             "use 'majority', 'all', a count or a fraction like 2/3"

@@ -107,9 +107,14 @@ def is_language(code: str) -> bool:
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValueError(f"{field} must carry a time zone, e.g. 2024-07-10T09:00:00Z")
-    return None if value is None else value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{field} {value.isoformat()} is out of range in UTC") from None
 
 
 class ReportDraft(BaseModel):

@@ -14,6 +14,7 @@ from bices.domain.errors import Forbidden, NotFound
 from bices.domain.reports import ReportVersion
 from bices.domain.signing import load_public, verifies
 from bices.domain.users import Role, Viewer
+from bices.policy import member_only
 from bices.store.base import Page, ReportFilter, SearchResult, Store, StoredBlob
 
 
@@ -79,7 +80,9 @@ class Reader:
         self, viewer: Viewer, q: str, where: ReportFilter, cursor: str | None, limit: int
     ) -> SearchResult:
         result = self.store.reports.search(viewer, q, where, cursor, limit)
-        search_event = AuditDraft(viewer.name, viewer.member, "search", detail={"q": q})
+        search_event = AuditDraft(
+            viewer.name, viewer.member, "search", detail={"q": q}, label=member_only(viewer.member)
+        )
         self.store.audit.append([search_event, *read_events(viewer, result.items, "search")])
         return result
 
@@ -97,7 +100,15 @@ class Reader:
             raise Forbidden("the audit trail needs the member-admin or operator role")
         events = self.store.audit.events(viewer, member, after, limit)
         self.store.audit.append(
-            [AuditDraft(viewer.name, viewer.member, "audit.read", detail={"after": after})]
+            [
+                AuditDraft(
+                    viewer.name,
+                    viewer.member,
+                    "audit.read",
+                    detail={"after": after},
+                    label=member_only(viewer.member),
+                )
+            ]
         )
         return events
 

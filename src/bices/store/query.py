@@ -94,7 +94,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         if found != kind:
             raise ValueError(found)
         number = int(value)
-        if number < 0:
+        if not 0 <= number < 2**62:
             raise ValueError(value)
         return number
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bices.domain.audit import GENESIS, AuditDraft, AuditEvent, chain_hash
 from bices.domain.reports import iso
 from bices.domain.users import Viewer
 from bices.store.sqlite_db import Database
+from bices.store.sqlite_labels import label_id
 from bices.store.visibility import DirectoryState, LabelIndex
 
 
@@ -23,6 +25,8 @@ def append_audit(conn: sqlite3.Connection, drafts: Sequence[AuditDraft]) -> None
     now = datetime.now(UTC)
     rows = []
     for draft in drafts:
+        if draft.label is not None:
+            draft = replace(draft, label_id=label_id(conn, draft.label), label=None)
         seq += 1
         digest = chain_hash(prev, seq, now, draft)
         rows.append(

@@ -278,7 +278,9 @@ class SqliteCoalition:
         caveats: frozenset[str],
         roles: frozenset[Role],
         audit: AuditDraft,
+        token_hash: str,
     ) -> UserRecord:
+        """The user and its first token, in one transaction."""
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"user name {name!r} is taken")
@@ -293,6 +295,10 @@ class SqliteCoalition:
                     json.dumps(sorted(r.value for r in roles)),
                     _now(),
                 ),
+            )
+            conn.execute(
+                "INSERT INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)",
+                (token_hash, cursor.lastrowid, _now()),
             )
             append_audit(conn, [audit])
             row = conn.execute("SELECT * FROM users WHERE id = ?", (cursor.lastrowid,)).fetchone()
@@ -312,8 +318,11 @@ class SqliteCoalition:
             ).fetchall()
         return [_user(row) for row in rows]
 
-    def add_token(self, user_id: int, token_hash: str, expires_at: datetime | None) -> int:
+    def add_token(
+        self, user_id: int, token_hash: str, expires_at: datetime | None, audit: AuditDraft
+    ) -> int:
         with self._db.write() as conn:
+            append_audit(conn, [audit])
             cursor = conn.execute(
                 "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
                 (

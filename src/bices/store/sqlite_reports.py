@@ -14,23 +14,19 @@ from bices.domain.audit import AuditDraft
 from bices.domain.errors import Conflict
 from bices.domain.labels import Label
 from bices.domain.reports import Attachment, Location, ReportType, ReportVersion, Source, iso
-from bices.domain.signing import canonical
 from bices.domain.users import Viewer
 from bices.store import sqlite_listing as listing
 from bices.store.base import Page, ReportFilter, ReportWrite, SearchResult, StoredBlob
 from bices.store.query import decode_cursor, encode_cursor, parse
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
+from bices.store.sqlite_labels import label_id as label_id_of
 from bices.store.visibility import DirectoryState, LabelIndex
 
 COLUMNS = (
     "seq, report_id, version, type, title, body, language, label_id, source_name, reliability, "
     "credibility, reported_at, observed_at, locations, attachments, author, stored_at, signature"
 )
-
-
-def label_key(label: Label) -> str:
-    return canonical(label.to_json()).decode()
 
 
 def _supersede(conn: sqlite3.Connection, report_id: str, version: int, seq: int) -> None:
@@ -106,16 +102,6 @@ class SqliteReports:
         )
         return [(row["id"], Label.from_json(json.loads(row["body"]))) for row in rows]
 
-    def _label_id(self, conn: sqlite3.Connection, label: Label) -> int:
-        key = label_key(label)
-        row = conn.execute("SELECT id FROM labels WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        cursor = conn.execute("INSERT INTO labels (key, body) VALUES (?, ?)", (key, key))
-        # Not cached here: the transaction may still roll back and the id be reused.
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
     # -- writes ----------------------------------------------------------------------
 
     def add(self, writes: Sequence[ReportWrite]) -> list[ReportVersion]:
@@ -135,7 +121,7 @@ class SqliteReports:
                 v = write.version
                 label_id = label_ids.get(v.label)
                 if label_id is None:
-                    label_id = label_ids[v.label] = self._label_id(conn, v.label)
+                    label_id = label_ids[v.label] = label_id_of(conn, v.label)
                 seq += 1
                 if v.version > 1:
                     _supersede(conn, v.id, v.version, seq)
