@@ -18,7 +18,6 @@ from bices.domain.members import (
     Member,
     MemberKind,
     MemberStatus,
-    approvals_needed,
     check_member_code,
 )
 from bices.domain.signing import load_public, new_key, private_bytes, public_b64
@@ -198,37 +197,16 @@ class CoalitionService:
         member = normalise_code(member)
         if self._member(member).status is not MemberStatus.ACTIVE:
             raise Forbidden(f"member {member} is not active and cannot vote")
-        current = self.store.coalition.get_accession(code)
-        if current is None or current.status != "pending":
-            raise NotFound(f"no pending application for {code}")
         verb = "approve" if approve else "reject"
-        accession = self.store.coalition.vote(
-            code, member, approve, _audit(viewer, f"accession.{verb}", code, member=member)
+        key = new_key()
+        return self.store.coalition.vote(
+            code,
+            member,
+            approve,
+            _audit(viewer, f"accession.{verb}", code, member=member),
+            self.quorum,
+            (public_b64(key), private_bytes(key)),
         )
-        voters = sum(
-            1 for m in self.store.coalition.list_members() if m.status is MemberStatus.ACTIVE
-        )
-        needed = approvals_needed(self.quorum, voters)
-        if len(accession.approvals) >= needed:
-            self._admit(accession, viewer, needed)
-        elif voters - len(accession.rejections) < needed:
-            self.store.coalition.decide(
-                code, "rejected", _audit(viewer, "accession.rejected", code, needed=needed)
-            )
-        decided = self.store.coalition.get_accession(code)
-        assert decided is not None
-        return decided
-
-    def _admit(self, accession: Accession, viewer: Viewer | None, needed: int) -> None:
-        audit = _audit(viewer, "accession.approved", accession.code, needed=needed,
-                       approvals=list(accession.approvals))  # fmt: skip
-        if accession.public_key is None:
-            key = new_key()
-            self.store.coalition.decide(
-                accession.code, "approved", audit, public_b64(key), private_bytes(key)
-            )
-        else:
-            self.store.coalition.decide(accession.code, "approved", audit, accession.public_key)
 
     # -- users and tokens ------------------------------------------------------------
 

@@ -6,12 +6,13 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bices.domain.audit import AuditDraft
 from bices.domain.errors import Conflict, NotFound
 from bices.domain.labels import Classification
-from bices.domain.members import Member, MemberKind, MemberStatus
+from bices.domain.members import Member, MemberKind, MemberStatus, approvals_needed
 from bices.domain.reports import iso
 from bices.domain.users import Role, Viewer
 from bices.policy import Directory
@@ -218,45 +219,77 @@ class SqliteCoalition:
         codes = [row[0] for row in conn.execute("SELECT code FROM accessions ORDER BY applied_at")]
         return [a for code in codes if (a := self._accession(conn, code)) is not None]
 
-    def vote(self, code: str, member: str, approve: bool, audit: AuditDraft) -> Accession:
+    def vote(
+        self,
+        code: str,
+        member: str,
+        approve: bool,
+        audit: AuditDraft,
+        quorum: str,
+        new_key: tuple[str, bytes],
+    ) -> Accession:
+        """Record a vote and, in the same transaction, decide the application at quorum.
+
+        Only approvals and rejections of members active now count; `new_key` (public,
+        private) becomes the new member's key unless it applied with its own public key.
+        """
         with self._db.write() as conn:
+            accession = self._accession(conn, code)
+            if accession is None:
+                raise NotFound(f"no application for {code}")
+            if accession.status != "pending":
+                raise Conflict(f"the application of {code} is already {accession.status}")
             conn.execute(
                 "INSERT OR REPLACE INTO accession_votes VALUES (?, ?, ?, ?)",
                 (code, member, int(approve), _now()),
             )
             append_audit(conn, [audit])
-            accession = self._accession(conn, code)
-        assert accession is not None
-        return accession
+            active = {
+                row[0] for row in conn.execute("SELECT code FROM members WHERE status = 'active'")
+            }
+            votes = conn.execute(
+                "SELECT member, approve FROM accession_votes WHERE code = ?", (code,)
+            ).fetchall()
+            approvals = sum(1 for m, yes in votes if yes and m in active)
+            rejections = sum(1 for m, yes in votes if not yes and m in active)
+            needed = approvals_needed(quorum, len(active))
+            decision = {"needed": needed, "approvals": approvals, "rejections": rejections}
+            if approvals >= needed:
+                self._admit(conn, accession, new_key)
+                status = "approved"
+            elif len(active) - rejections < needed:
+                status = "rejected"
+            else:
+                status = "pending"
+            if status != "pending":
+                conn.execute("UPDATE accessions SET status = ? WHERE code = ?", (status, code))
+                append_audit(conn, [replace(audit, action=f"accession.{status}", detail=decision)])
+            decided = self._accession(conn, code)
+        assert decided is not None
+        return decided
 
-    def decide(
-        self,
-        code: str,
-        status: str,
-        audit: AuditDraft,
-        public_key: str | None = None,
-        private_key: bytes | None = None,
+    def _admit(
+        self, conn: sqlite3.Connection, accession: Accession, new_key: tuple[str, bytes]
     ) -> None:
-        """Close an application; an approved applicant becomes an active member."""
-        with self._db.write() as conn:
-            accession = self._accession(conn, code)
-            if accession is None or accession.status != "pending":
-                raise Conflict(f"no pending application for {code}")
-            conn.execute("UPDATE accessions SET status = ? WHERE code = ?", (status, code))
-            if status == "approved":
-                conn.execute(
-                    "INSERT INTO members VALUES (?, ?, ?, 'active', ?, ?, ?)",
-                    (code, accession.name, accession.kind.value, public_key, accession.sponsor,
-                     _now()),
-                )  # fmt: skip
-                if private_key is not None:
-                    conn.execute("INSERT INTO signing_keys VALUES (?, ?)", (code, private_key))
-                conn.executemany(
-                    "INSERT OR IGNORE INTO community_members VALUES (?, ?)",
-                    [(name, code) for name in accession.communities],
-                )
-                _bump_directory(conn)
-            append_audit(conn, [audit])
+        code = accession.code
+        if conn.execute("SELECT 1 FROM members WHERE code = ?", (code,)).fetchone():
+            raise Conflict(f"{code} became a member while its application was pending")
+        if conn.execute("SELECT 1 FROM communities WHERE name = ?", (code,)).fetchone():
+            raise Conflict(f"{code} is the name of a community")
+        public_key, private_key = (
+            new_key if accession.public_key is None else (accession.public_key, None)
+        )
+        conn.execute(
+            "INSERT INTO members VALUES (?, ?, ?, 'active', ?, ?, ?)",
+            (code, accession.name, accession.kind.value, public_key, accession.sponsor, _now()),
+        )
+        if private_key is not None:
+            conn.execute("INSERT INTO signing_keys VALUES (?, ?)", (code, private_key))
+        conn.executemany(
+            "INSERT OR IGNORE INTO community_members VALUES (?, ?)",
+            [(name, code) for name in accession.communities],
+        )
+        _bump_directory(conn)
 
     # -- signing keys ----------------------------------------------------------------
 
