@@ -49,6 +49,8 @@ def combine(labels: Iterable[Label], originator: str, directory: Directory) -> L
     """The label of an item derived from several sources.
 
     Highest classification, intersection of (expanded) releasability, union of caveats.
+    Releasability stays a set of members, never written back as a community: a community
+    redefined later must not widen what the sources allowed.
     The deriving member must itself be entitled to every source.
     """
     sources = list(labels)
@@ -68,21 +70,10 @@ def combine(labels: Iterable[Label], originator: str, directory: Directory) -> L
         caveats |= label.caveats
     return Label(
         classification=level,
-        releasable_to=_compress(releasable, directory),
+        releasable_to=releasable,
         originator=originator,
         caveats=frozenset(caveats),
     )
-
-
-def _compress(members: frozenset[str], directory: Directory) -> frozenset[str]:
-    """Write a member set with whole communities where it contains them (for readable banners)."""
-    named: set[str] = set()
-    covered: set[str] = set()
-    for name, community in sorted(directory.communities.items(), key=lambda kv: -len(kv[1])):
-        if community and community <= members and not community <= covered:
-            named.add(name)
-            covered |= community
-    return frozenset(named | (members - covered))
 
 
 def member_only(member: str) -> Label:

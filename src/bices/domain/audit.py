@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -78,7 +79,7 @@ class ChainBreak:
 
 
 def verify_chain(
-    events: list[AuditEvent] | Any, start_prev: str = GENESIS
+    events: Iterable[AuditEvent], start_prev: str = GENESIS
 ) -> tuple[int, ChainBreak | None]:
     """Walk events in stored order; return how many held and the first break, if any."""
     prev = start_prev

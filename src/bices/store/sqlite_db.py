@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL
 );
 
--- The outbox: one row per stored version, in the same transaction; streams resume from seq.
+-- The outbox: one row per stored version, in the same transaction, with the version's seq;
+-- streams resume from it.
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, report_id TEXT NOT NULL, version INTEGER NOT NULL,
     label_id INTEGER NOT NULL, at TEXT NOT NULL

@@ -81,8 +81,9 @@ def _insert(conn: sqlite3.Connection, versions: list[ReportVersion]) -> None:
         [(v.seq, v.title, v.body, f"l{v.label_id}") for v in versions],
     )
     conn.executemany(
-        "INSERT INTO events (kind, report_id, version, label_id, at) VALUES (?, ?, ?, ?, ?)",
-        [("report", v.id, v.version, v.label_id, iso(v.stored_at)) for v in versions],
+        "INSERT INTO events (seq, kind, report_id, version, label_id, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(v.seq, "report", v.id, v.version, v.label_id, iso(v.stored_at)) for v in versions],
     )
 
 
@@ -212,7 +213,8 @@ class SqliteReports:
         return found[0] if found else None
 
     def current_unfiltered(self, report_id: str) -> ReportVersion | None:
-        """For the pipeline's own checks (next version number, originator); never served."""
+        """A report's current version whatever its label: for operator tooling and tests of
+        the store itself; never served to a user."""
         row = (
             self._db.reader()
             .execute(
