@@ -513,6 +513,19 @@ def test_signature_without_id_is_refused(
     assert stored_versions(node) == 0
 
 
+def test_signature_without_reported_at_is_refused(
+    client: TestClient, coalition: Coalition, node: Node
+) -> None:
+    """The node would stamp its own time, which the client could not have signed."""
+    usa = coalition.user("USA")
+    body = signed_report(node, "USA")
+    del body["reported_at"]
+    response = client.post(REPORTS, json=body, headers=auth(usa))
+    assert response.status_code == 400, response.text
+    assert "reported_at" in response.json()["detail"]
+    assert stored_versions(node) == 0
+
+
 def test_signed_batch_with_one_bad_signature_stores_nothing(
     client: TestClient, coalition: Coalition, node: Node
 ) -> None:

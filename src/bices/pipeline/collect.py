@@ -151,7 +151,7 @@ class Collector:
         )
         content = unsigned.signed_content()
         if draft.signature is not None:
-            signature = self._checked(viewer.member, content, draft.signature, draft.id)
+            signature = self._checked(viewer.member, content, draft.signature, draft)
         else:
             signature = sign(self._key(viewer.member), content)
         action = "report.create" if version == 1 else "report.update"
@@ -160,9 +160,12 @@ class Collector:
         )
         return ReportWrite(replace(unsigned, signature=signature), blobs, audit)
 
-    def _checked(self, member: str, content: object, signature: str, given_id: str | None) -> str:
-        if given_id is None:
+    def _checked(self, member: str, content: object, signature: str, draft: ReportDraft) -> str:
+        """A signature made by the member itself, over the canonical form of this version."""
+        if draft.id is None:
             raise BadSignature("a signed report must carry the id it was signed with")
+        if draft.reported_at is None:
+            raise BadSignature("a signed report must carry the reported_at it was signed with")
         registered = self.store.coalition.get_member(member)
         if registered is None or registered.public_key is None:
             raise BadSignature(f"member {member} has no registered public key")

@@ -54,17 +54,10 @@ class Reader:
 
     def attachment(self, viewer: Viewer, report_id: str, sha256: str) -> StoredBlob:
         """An attachment, served only through a visible version of a report that carries it."""
-        carrier = next(
-            (
-                v
-                for v in self.store.reports.versions(viewer, report_id)
-                if any(a.sha256 == sha256 for a in v.attachments)
-            ),
-            None,
-        )
-        blob = None if carrier is None else self.store.reports.blob(viewer, report_id, sha256)
-        if carrier is None or blob is None:
+        blob = self.store.reports.blob(viewer, report_id, sha256)
+        if blob is None:
             raise NotFound(f"attachment {sha256} of report {report_id} not found")
+        carrier = blob.carrier
         self.store.audit.append(
             [AuditDraft(viewer.name, viewer.member, "attachment.read", report_id,
                         carrier.label_id, {"sha256": sha256, "version": carrier.version})]

@@ -100,8 +100,11 @@ class SearchResult:
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
+    """An attachment's bytes and the visible version through which they were reached."""
+
     sha256: str
     data: bytes
+    carrier: ReportVersion
 
 
 @dataclass(slots=True)

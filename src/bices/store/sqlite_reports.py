@@ -242,7 +242,7 @@ class SqliteReports:
                     .fetchone()
                 )
                 if row is not None:
-                    return StoredBlob(sha256, bytes(row[0]))
+                    return StoredBlob(sha256, bytes(row[0]), v)
         return None
 
     def _rows_by_seq(self, conn: sqlite3.Connection, seqs: list[int]) -> list[ReportVersion]:
