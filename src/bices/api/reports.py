@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from bices.api.auth import CurrentViewer, NodeDep
 from bices.api.schemas import (
@@ -30,14 +30,22 @@ def _out(v: ReportVersion) -> dict[str, Any]:
     return v.to_json()
 
 
-def _filter(
-    type: list[ReportType] | None,
-    member: list[str] | None,
-    classification: list[str] | None,
-    language: list[str] | None,
-    since: datetime | None,
-    until: datetime | None,
+TypeQ = Annotated[list[ReportType] | None, Query(description="report types")]
+MemberQ = Annotated[list[str] | None, Query(description="originating members")]
+ClassQ = Annotated[list[str] | None, Query(description="classifications, e.g. NATO SECRET")]
+LangQ = Annotated[list[str] | None, Query(description="ISO 639 language codes")]
+CursorQ = Annotated[str | None, Query(max_length=200)]
+
+
+def report_filter(
+    type: TypeQ = None,
+    member: MemberQ = None,
+    classification: ClassQ = None,
+    language: LangQ = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> ReportFilter:
+    """The filters shared by listing and search, read from the query string."""
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise InvalidInput(f"{name} must carry a time zone, e.g. 2024-07-10T00:00:00Z")
@@ -53,11 +61,7 @@ def _filter(
     )
 
 
-TypeQ = Annotated[list[ReportType] | None, Query(description="report types")]
-MemberQ = Annotated[list[str] | None, Query(description="originating members")]
-ClassQ = Annotated[list[str] | None, Query(description="classifications, e.g. NATO SECRET")]
-LangQ = Annotated[list[str] | None, Query(description="ISO 639 language codes")]
-CursorQ = Annotated[str | None, Query(max_length=200)]
+Filters = Annotated[ReportFilter, Depends(report_filter)]
 
 
 @router.post("/reports", status_code=201, response_model=Created)
@@ -86,17 +90,11 @@ def update_report(
 def list_reports(
     viewer: CurrentViewer,
     node: NodeDep,
-    type: TypeQ = None,
-    member: MemberQ = None,
-    classification: ClassQ = None,
-    language: LangQ = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    where: Filters,
     cursor: CursorQ = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """Current versions the caller may see, newest first; `total` counts only those."""
-    where = _filter(type, member, classification, language, since, until)
     page = node.reader.page(viewer, where, cursor, limit)
     return {"items": [_out(v) for v in page.items], "total": page.total,
             "next_cursor": page.next_cursor}  # fmt: skip
@@ -107,17 +105,11 @@ def search(
     viewer: CurrentViewer,
     node: NodeDep,
     q: Annotated[str, Query(min_length=1, max_length=1000)],
-    type: TypeQ = None,
-    member: MemberQ = None,
-    classification: ClassQ = None,
-    language: LangQ = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    where: Filters,
     cursor: CursorQ = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> dict[str, Any]:
     """Full-text search; items, `total` and `facets` cover only what the caller may see."""
-    where = _filter(type, member, classification, language, since, until)
     result = node.reader.search(viewer, q, where, cursor, limit)
     return {"items": [_out(v) for v in result.items], "total": result.total,
             "facets": result.facets, "next_cursor": result.next_cursor}  # fmt: skip
