@@ -95,6 +95,18 @@ def free_port() -> int:
         return port
 
 
+def wait_for_health(base: str, timeout_s: float = 20) -> None:
+    """Poll /healthz until the server answers, or fail after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{base} did not answer /healthz within {timeout_s} s")
+
+
 @dataclass
 class RunningServer:
     base_url: str
@@ -110,15 +122,7 @@ def server(node: Node) -> Iterator[RunningServer]:
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        raise RuntimeError("server did not start")
+    wait_for_health(base)
     yield RunningServer(base, node)
     uv.should_exit = True
     thread.join(timeout=10)

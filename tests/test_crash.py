@@ -16,7 +16,7 @@ from bices.domain.audit import verify_chain
 from bices.node import Node
 from bices.settings import Settings
 from bices.share.reading import verify_version
-from tests.conftest import free_port, make_node, report_json
+from tests.conftest import free_port, make_node, report_json, wait_for_health
 
 
 def serve(data: Path, port: int) -> subprocess.Popen[bytes]:
@@ -25,17 +25,6 @@ def serve(data: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def wait_up(base: str, deadline_s: float = 20) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"{base} did not come up")
 
 
 def test_sigkill_mid_ingest_loses_no_acknowledged_report(tmp_path: Path) -> None:
@@ -64,7 +53,7 @@ def test_sigkill_mid_ingest_loses_no_acknowledged_report(tmp_path: Path) -> None
                     acknowledged.extend(answer.json()["ids"])
 
     try:
-        wait_up(base)
+        wait_for_health(base)
         loader = threading.Thread(target=load)
         loader.start()
         deadline = time.monotonic() + 30
