@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from bices.api import create_app
 from bices.store import sqlite_listing
-from tests.conftest import Coalition, auth, report_json
+from tests.conftest import Coalition, auth, make_node, report_json
 
 LABELS = [
     {"classification": "NATO SECRET", "releasable_to": ["NATO", "KOR"]},
@@ -57,3 +59,31 @@ def test_the_fallback_without_label_tokens_gives_the_same_answer(
     assert {r["id"] for r in with_tokens["items"]} == {r["id"] for r in without["items"]}
     expected = {"USA": 12, "KOR": 6, "JPN": 6, "EST": 6}[viewer]
     assert with_tokens["total"] == expected
+
+
+def test_past_the_rank_limit_the_answer_says_it_is_partial_and_stays_visible(
+    tmp_path: Path,
+) -> None:
+    """More visible matches than BICES_SEARCH_RANK_LIMIT: newest first, lower-bound total,
+    facets of the matches examined, and still nothing the rule hides."""
+    node = make_node(tmp_path / "node", search_rank_limit=4)
+    try:
+        with TestClient(create_app(node)) as client:
+            seed(client, Coalition(node).user("USA", clearance="COSMIC TOP SECRET"))
+            kor = Coalition(node).user("KOR", clearance="NATO SECRET")
+            everything = client.get("/api/v1/reports?limit=50", headers=auth(kor)).json()
+            visible = [r["id"] for r in everything["items"]]  # newest first
+            assert len(visible) == 6
+            partial = search(client, kor, "convoy")
+            assert partial["total_exact"] is False
+            assert partial["ranked_by"] == "newest"
+            assert partial["total"] == 4
+            assert [r["id"] for r in partial["items"]] == visible[:4]
+            assert sum(partial["facets"]["type"].values()) == 4
+            assert partial["next_cursor"] is None
+            usa = Coalition(node).user("USA", clearance="NATO SECRET")
+            assert search(client, usa, "convoy")["total_exact"] is False
+            exact = search(client, kor, "convoy Sinpo item 0")
+            assert exact["total_exact"] is True and exact["ranked_by"] == "relevance"
+    finally:
+        node.close()

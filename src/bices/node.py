@@ -21,7 +21,7 @@ def open_store(settings: Settings) -> Store:
         )
     from bices.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data / "bices.db")
+    return SqliteStore(settings.data / "bices.db", settings.search_rank_limit)
 
 
 def open_bus(settings: Settings) -> Bus:

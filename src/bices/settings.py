@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1000, gt=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     accession_quorum: str = "majority"
+    search_rank_limit: int = Field(
+        default=5000,
+        gt=0,
+        description="searches with more visible matches are answered newest first, "
+        "with a lower-bound total",
+    )
 
     @field_validator("accession_quorum")
     @classmethod

@@ -112,7 +112,9 @@ def search(
     """Full-text search; items, `total` and `facets` cover only what the caller may see."""
     result = node.reader.search(viewer, q, where, cursor, limit)
     return {"items": [_out(v) for v in result.items], "total": result.total,
-            "facets": result.facets, "next_cursor": result.next_cursor}  # fmt: skip
+            "facets": result.facets, "next_cursor": result.next_cursor,
+            "total_exact": result.exact,
+            "ranked_by": "relevance" if result.exact else "newest"}  # fmt: skip
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut)

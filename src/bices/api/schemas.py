@@ -80,6 +80,12 @@ class SearchPage(BaseModel):
     total: int
     facets: dict[str, dict[str, int]]
     next_cursor: str | None
+    total_exact: bool = Field(
+        description="false when more reports match than the node ranks "
+        "(BICES_SEARCH_RANK_LIMIT): then `total` is a lower bound, `facets` count the newest "
+        "matches and `items` come newest first"
+    )
+    ranked_by: str = Field(examples=["relevance", "newest"])
 
 
 class VersionCheck(BaseModel):

@@ -92,10 +92,15 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
+    """A page of hits with the total and facets of every visible match, or, when `exact`
+    is False (more matches than the store ranks), a lower-bound total, facets of the newest
+    matches it examined, and hits newest first."""
+
     items: list[ReportVersion]
     total: int
     facets: dict[str, dict[str, int]]
     next_cursor: str | None
+    exact: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ from bices.store.sqlite_reports import SqliteReports
 class SqliteStore:
     """Implements `bices.store.Store` on `DIR/bices.db`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, search_rank_limit: int = 5000) -> None:
         self.db = Database(path)
         self.coalition = SqliteCoalition(self.db)
-        self.reports = SqliteReports(self.db, self.coalition.directory_state)
+        self.reports = SqliteReports(self.db, self.coalition.directory_state, search_rank_limit)
         self.audit = SqliteAuditLog(self.db, self.reports.labels, self.coalition.directory_state)
 
     def close(self) -> None:

@@ -9,9 +9,9 @@ case and is the one that decides.
 
 from __future__ import annotations
 
-import heapq
 import json
 import sqlite3
+from dataclasses import dataclass
 
 from bices.domain.labels import Classification
 from bices.store.base import ReportFilter
@@ -89,6 +89,14 @@ def _matching(
     return sql, [match_expression(query, visible), json.dumps(visible), *params]
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    total: int
+    facets: dict[str, dict[str, int]]
+    seqs: list[int]
+    exact: bool  # False: more than `rank_limit` visible matches (see `search`)
+
+
 def search(
     conn: sqlite3.Connection,
     visible: tuple[int, ...],
@@ -96,30 +104,40 @@ def search(
     where: ReportFilter,
     offset: int,
     limit: int,
-) -> tuple[int, dict[str, dict[str, int]], list[int]]:
-    """One pass over the visible matches: the total, the facets and the best `limit` seqs
-    after `offset` (by rank, then newest)."""
-    found: dict[str, dict[str, int]] = {name: {} for name in FACETS}
+    rank_limit: int,
+) -> Found:
+    """One pass over the newest `rank_limit` + 1 visible matches.
+
+    Up to `rank_limit` matches: the exact total and facets, and the page ranked by BM25 (then
+    newest). Beyond it, ranking every match costs time in proportion to the match count, so
+    the answer says so (`exact` False): the total is a lower bound, the facets count the
+    newest `rank_limit` matches, and the page is the newest first.
+    """
     if not visible:
-        return 0, found, []
+        return Found(0, _facets({}), [], True)
     sql, params = _matching(visible, query, where)
     rows = conn.execute(
-        f"SELECT {RANK}, c.seq, c.type, c.originator, c.classification, c.language {sql}",
-        params,
-    )
-    total = 0
+        f"SELECT {RANK}, c.seq, c.type, c.originator, c.classification, c.language {sql} "
+        "ORDER BY report_fts.rowid DESC LIMIT ?",
+        [*params, rank_limit + 1],
+    ).fetchall()
+    exact = len(rows) <= rank_limit
+    rows = rows[:rank_limit]
     counts: dict[tuple[str, str, int, str], int] = {}
-    best: list[tuple[float, int]] = []  # a heap of (-score, seq): the worst kept on top
-    keep = offset + limit
-    for score, seq, type_, originator, level, language in rows:
-        total += 1
+    for _, _, type_, originator, level, language in rows:
         key = (type_, originator, level, language)
         counts[key] = counts.get(key, 0) + 1
-        entry = (-score, seq)  # bm25 is lower-is-better: keep the smallest scores
-        if len(best) < keep:
-            heapq.heappush(best, entry)
-        elif entry > best[0]:
-            heapq.heapreplace(best, entry)
+    if exact:
+        # bm25 is lower-is-better; ties go to the newest (rows come newest first).
+        ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))
+        seqs = [rows[i][1] for i in ranked]
+    else:
+        seqs = [row[1] for row in rows]
+    return Found(len(rows), _facets(counts), seqs[offset : offset + limit], exact)
+
+
+def _facets(counts: dict[tuple[str, str, int, str], int]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {name: {} for name in FACETS}
     for (type_, originator, level, language), n in counts.items():
         for name, value in (
             ("type", type_),
@@ -128,5 +146,4 @@ def search(
             ("language", language),
         ):
             found[name][value] = found[name].get(value, 0) + n
-    ranked = sorted(best, reverse=True)
-    return total, found, [seq for _, seq in ranked[offset:]]
+    return found

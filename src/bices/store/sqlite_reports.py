@@ -88,8 +88,11 @@ def _insert(conn: sqlite3.Connection, versions: list[ReportVersion]) -> None:
 
 
 class SqliteReports:
-    def __init__(self, db: Database, directory_state: DirectoryState) -> None:
+    def __init__(
+        self, db: Database, directory_state: DirectoryState, rank_limit: int = 5000
+    ) -> None:
         self._db = db
+        self.rank_limit = rank_limit
         self._directory_state = directory_state
         self.labels = LabelIndex(self._labels_after)
 
@@ -270,11 +273,11 @@ class SqliteReports:
         offset = decode_cursor("search", cursor) or 0
         parsed = parse(query)
         with self._viewing(viewer) as (conn, visible):
-            total, facets, seqs = listing.search(conn, visible, parsed, where, offset, limit + 1)
-            items = self._rows_by_seq(conn, seqs[:limit])
-        more = len(seqs) > limit
+            found = listing.search(conn, visible, parsed, where, offset, limit + 1, self.rank_limit)
+            items = self._rows_by_seq(conn, found.seqs[:limit])
+        more = len(found.seqs) > limit
         next_cursor = encode_cursor("search", offset + limit) if more else None
-        return SearchResult(items, total, facets, next_cursor)
+        return SearchResult(items, found.total, found.facets, next_cursor, found.exact)
 
     def all_versions(self) -> Iterator[ReportVersion]:
         for row in self._db.reader().execute(f"SELECT {COLUMNS} FROM report_versions ORDER BY seq"):
