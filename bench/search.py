@@ -237,7 +237,7 @@ def main() -> None:
         "(the store's query plus the audit events of the search and its hits); *HTTP* adds "
         "the API and JSON. 20 hits per page; `total` and facets are computed on every request. "
         "A count marked ≥ is a partial answer: more visible matches than the node ranks "
-        "(`BICES_SEARCH_RANK_LIMIT`, 5,000), so the hits come newest first and the total is a "
+        "(`BICES_SEARCH_RANK_LIMIT`, 4,000), so the hits come newest first and the total is a "
         "lower bound.",
         "",
         "| reports | DB size | query | visible hits | store p50 / p95 ms "

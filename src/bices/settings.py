@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     accession_quorum: str = "majority"
     search_rank_limit: int = Field(
-        default=5000,
+        default=4000,
         gt=0,
         description="searches with more visible matches are answered newest first, "
         "with a lower-bound total",

@@ -13,7 +13,7 @@ from bices.store.sqlite_reports import SqliteReports
 class SqliteStore:
     """Implements `bices.store.Store` on `DIR/bices.db`."""
 
-    def __init__(self, path: Path, search_rank_limit: int = 5000) -> None:
+    def __init__(self, path: Path, search_rank_limit: int = 4000) -> None:
         self.db = Database(path)
         self.coalition = SqliteCoalition(self.db)
         self.reports = SqliteReports(self.db, self.coalition.directory_state, search_rank_limit)

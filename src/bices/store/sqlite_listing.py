@@ -116,11 +116,16 @@ def search(
     if not visible:
         return Found(0, _facets({}), [], True)
     sql, params = _matching(visible, query, where)
-    rows = conn.execute(
-        f"SELECT {RANK}, c.seq, c.type, c.originator, c.classification, c.language {sql} "
-        "ORDER BY report_fts.rowid DESC LIMIT ?",
-        [*params, rank_limit + 1],
-    ).fetchall()
+    newest = f"{sql} ORDER BY report_fts.rowid DESC LIMIT ?"
+    columns = "c.seq, c.type, c.originator, c.classification, c.language"
+    rows: list[sqlite3.Row] = []
+    if _more_than(conn, visible, query, rank_limit):
+        # Likely too many to rank: read the newest without computing BM25 at all.
+        rows = conn.execute(f"SELECT 0.0, {columns} {newest}", [*params, rank_limit + 1]).fetchall()
+    if len(rows) <= rank_limit:  # few enough (or the probe overcounted): rank them all
+        rows = conn.execute(
+            f"SELECT {RANK}, {columns} {newest}", [*params, rank_limit + 1]
+        ).fetchall()
     exact = len(rows) <= rank_limit
     rows = rows[:rank_limit]
     counts: dict[tuple[str, str, int, str], int] = {}
@@ -129,11 +134,23 @@ def search(
         counts[key] = counts.get(key, 0) + 1
     if exact:
         # bm25 is lower-is-better; ties go to the newest (rows come newest first).
-        ranked = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))
-        seqs = [rows[i][1] for i in ranked]
+        order = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))
+        seqs = [rows[i][1] for i in order]
     else:
         seqs = [row[1] for row in rows]
     return Found(len(rows), _facets(counts), seqs[offset : offset + limit], exact)
+
+
+def _more_than(
+    conn: sqlite3.Connection, visible: tuple[int, ...], query: Query, rank_limit: int
+) -> bool:
+    """A cheap probe inside FTS5 alone (no join, no ranking): may there be more than
+    `rank_limit` visible matches? It can overcount (filters are not applied), never under."""
+    probe = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM report_fts WHERE report_fts MATCH ? LIMIT ?)",
+        (match_expression(query, visible), rank_limit + 1),
+    ).fetchone()[0]
+    return int(probe) > rank_limit
 
 
 def _facets(counts: dict[tuple[str, str, int, str], int]) -> dict[str, dict[str, int]]:

@@ -89,7 +89,7 @@ def _insert(conn: sqlite3.Connection, versions: list[ReportVersion]) -> None:
 
 class SqliteReports:
     def __init__(
-        self, db: Database, directory_state: DirectoryState, rank_limit: int = 5000
+        self, db: Database, directory_state: DirectoryState, rank_limit: int = 4000
     ) -> None:
         self._db = db
         self.rank_limit = rank_limit
