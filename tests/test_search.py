@@ -87,3 +87,24 @@ def test_past_the_rank_limit_the_answer_says_it_is_partial_and_stays_visible(
             assert exact["total_exact"] is True and exact["ranked_by"] == "relevance"
     finally:
         node.close()
+
+
+def test_a_filter_that_brings_the_matches_under_the_rank_limit_gives_an_exact_answer(
+    tmp_path: Path,
+) -> None:
+    """The probe counts before filters; the answer must still be exact when they cut enough."""
+    node = make_node(tmp_path / "node", search_rank_limit=4)
+    try:
+        with TestClient(create_app(node)) as client:
+            writer = Coalition(node).user("USA", clearance="COSMIC TOP SECRET")
+            seed(client, writer)
+            spot = report_json(type="SPOTREP", title="Convoy spotted", body="convoy at dawn")
+            client.post("/api/v1/reports", json=spot, headers=auth(writer))
+            answer = client.get(
+                "/api/v1/search", params={"q": "convoy", "type": "SPOTREP"}, headers=auth(writer)
+            ).json()
+            assert answer["total_exact"] is True
+            assert answer["total"] == 1
+            assert answer["items"][0]["title"] == "Convoy spotted"
+    finally:
+        node.close()
