@@ -4,7 +4,8 @@ Filters, totals and facets read the narrow `current_reports` table. Search asks 
 the user's words within title and body AND (when the visible set is small enough to
 spell out) one of the visible label tokens, so the index itself skips what the viewer may
 not see; the `label_id IN visible` condition on `current_reports` is applied in every
-case and is the one that decides.
+case and is the one that decides. A search ranks at most `rank_limit` visible matches;
+past that it answers newest first and says that its total is a lower bound.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def search(
     limit: int,
     rank_limit: int,
 ) -> Found:
-    """One pass over the newest `rank_limit` + 1 visible matches.
+    """The newest `rank_limit` + 1 visible matches, read once.
 
     Up to `rank_limit` matches: the exact total and facets, and the page ranked by BM25 (then
     newest). Beyond it, ranking every match costs time in proportion to the match count, so
@@ -116,16 +117,15 @@ def search(
     if not visible:
         return Found(0, _facets({}), [], True)
     sql, params = _matching(visible, query, where)
-    newest = f"{sql} ORDER BY report_fts.rowid DESC LIMIT ?"
+    newest_first = f"{sql} ORDER BY report_fts.rowid DESC LIMIT ?"
     columns = "c.seq, c.type, c.originator, c.classification, c.language"
+    bounded = [*params, rank_limit + 1]
     rows: list[sqlite3.Row] = []
     if _more_than(conn, visible, query, rank_limit):
         # Likely too many to rank: read the newest without computing BM25 at all.
-        rows = conn.execute(f"SELECT 0.0, {columns} {newest}", [*params, rank_limit + 1]).fetchall()
+        rows = conn.execute(f"SELECT 0.0, {columns} {newest_first}", bounded).fetchall()
     if len(rows) <= rank_limit:  # few enough (or the probe overcounted): rank them all
-        rows = conn.execute(
-            f"SELECT {RANK}, {columns} {newest}", [*params, rank_limit + 1]
-        ).fetchall()
+        rows = conn.execute(f"SELECT {RANK}, {columns} {newest_first}", bounded).fetchall()
     exact = len(rows) <= rank_limit
     rows = rows[:rank_limit]
     counts: dict[tuple[str, str, int, str], int] = {}
