@@ -271,6 +271,19 @@ def test_search_as_a_user_obeys_the_rule(data: Path, api: TestClient) -> None:
     assert "nobody" in unknown.output
 
 
+def test_a_cli_search_is_audited_as_the_operator_acting_for_the_user(data: Path) -> None:
+    add_user(data, "EST", "est.analyst", "--clearance", "NATO RESTRICTED")
+    ok(data, "search", "hwasong", "--user", "est.analyst")
+    node = Node.open(Settings(data=data))
+    try:
+        searches = [e for e in node.store.audit.all_events() if e.action == "search"]
+    finally:
+        node.close()
+    assert [(e.actor, e.member, e.detail.get("as")) for e in searches] == [
+        ("operator", "EST", "est.analyst")
+    ]
+
+
 def test_search_as_suspended_members_user_finds_nothing(data: Path, api: TestClient) -> None:
     usa = add_user(data, "USA", "usa.analyst", "--clearance", "NATO SECRET")
     add_user(data, "EST", "est.analyst", "--clearance", "NATO SECRET")

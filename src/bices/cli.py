@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bices.coalition import OPERATOR
 from bices.domain.audit import verify_chain
 from bices.domain.errors import BicesError
 from bices.domain.members import MemberKind, MemberStatus
@@ -271,7 +272,7 @@ def search(
     """Full-text search as a user sees it."""
     with opened(ctx) as node:
         viewer = node.coalition.viewer_of(user)
-        result = node.reader.search(viewer, q, ReportFilter(), None, limit)
+        result = node.reader.search(viewer, q, ReportFilter(), None, limit, acting=OPERATOR)
         if as_json:
             items = [v.to_json() for v in result.items]
             print(json.dumps({"total": result.total, "facets": result.facets, "items": items}))

@@ -7,7 +7,7 @@ audit view obeys the rule too), plus one event per listing or search with its fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bices.domain.audit import AuditDraft, AuditEvent
 from bices.domain.errors import Forbidden, NotFound
@@ -70,13 +70,27 @@ class Reader:
         return page
 
     def search(
-        self, viewer: Viewer, q: str, where: ReportFilter, cursor: str | None, limit: int
+        self,
+        viewer: Viewer,
+        q: str,
+        where: ReportFilter,
+        cursor: str | None,
+        limit: int,
+        acting: str | None = None,
     ) -> SearchResult:
+        """Search as the viewer sees it; `acting` names who really asked on the viewer's
+        behalf (the node operator at the CLI), and the audit trail records that name."""
         result = self.store.reports.search(viewer, q, where, cursor, limit)
-        search_event = AuditDraft(
-            viewer.name, viewer.member, "search", detail={"q": q}, label=member_only(viewer.member)
-        )
-        self.store.audit.append([search_event, *read_events(viewer, result.items, "search")])
+        events = [
+            AuditDraft(viewer.name, viewer.member, "search", detail={"q": q},
+                       label=member_only(viewer.member)),
+            *read_events(viewer, result.items, "search"),
+        ]  # fmt: skip
+        if acting is not None:
+            events = [
+                replace(e, actor=acting, detail={**e.detail, "as": viewer.name}) for e in events
+            ]
+        self.store.audit.append(events)
         return result
 
     def verify(self, viewer: Viewer, report_id: str) -> list[Verification]:
