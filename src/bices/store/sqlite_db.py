@@ -85,8 +85,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS report_fts USING fts5(
     title, body, label_token, content='report_versions', content_rowid='seq',
     tokenize='unicode61 remove_diacritics 2'
 );
--- Document frequencies per term and column: a search estimates its match count from them.
-CREATE VIRTUAL TABLE IF NOT EXISTS report_vocab USING fts5vocab(report_fts, 'col');
 CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL
 );

@@ -11,10 +11,7 @@ past that it answers newest first and says that its total is a lower bound.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bices.domain.labels import Classification
@@ -109,7 +106,6 @@ def search(
     offset: int,
     limit: int,
     rank_limit: int,
-    labels: Sequence[int],
 ) -> Found:
     """The newest `rank_limit` + 1 visible matches, read once.
 
@@ -125,7 +121,7 @@ def search(
     columns = "c.seq, c.type, c.originator, c.classification, c.language"
     bounded = [*params, rank_limit + 1]
     rows: list[sqlite3.Row] = []
-    if _likely_more(conn, visible, labels, query, rank_limit):
+    if _more_than(conn, visible, query, rank_limit):
         # Likely too many to rank: read the newest without computing BM25 at all.
         rows = conn.execute(f"SELECT 0.0, {columns} {newest_first}", bounded).fetchall()
     if len(rows) <= rank_limit:  # few enough (or the probe overcounted): rank them all
@@ -143,58 +139,6 @@ def search(
     else:
         seqs = [row[1] for row in rows]
     return Found(len(rows), _facets(counts), seqs[offset : offset + limit], exact)
-
-
-def _likely_more(
-    conn: sqlite3.Connection,
-    visible: tuple[int, ...],
-    labels: Sequence[int],
-    query: Query,
-    rank_limit: int,
-) -> bool:
-    """Whether more than `rank_limit` visible matches are likely: from document frequencies
-    when they tell clearly, else from a count inside FTS5. Only speed depends on it."""
-    expected = _estimate(conn, visible, labels, query)
-    if expected is not None and not rank_limit / 2 <= expected <= rank_limit * 2:
-        return expected > rank_limit
-    return _more_than(conn, visible, query, rank_limit)
-
-
-def _estimate(
-    conn: sqlite3.Connection, visible: tuple[int, ...], labels: Sequence[int], query: Query
-) -> float | None:
-    """Expected visible matches: the rarest group's documents times the visible share.
-
-    None when a prefix term makes the count unknown. Words are folded as FTS5's unicode61
-    tokenizer folds them, closely enough for an estimate.
-    """
-
-    def docs(token: str, columns: tuple[str, ...]) -> int:
-        marks = ", ".join("?" for _ in columns)
-        row = conn.execute(
-            f"SELECT sum(doc) FROM report_vocab WHERE term = ? AND col IN ({marks})",
-            (token, *columns),
-        ).fetchone()
-        return int(row[0] or 0)
-
-    groups = []
-    for group in query.groups:
-        if any(term.prefix for term in group):
-            return None
-        groups.append(
-            sum(min(docs(w, ("title", "body")) for w in _fold(term.text)) for term in group)
-        )
-    total = sum(docs(f"l{i}", ("label_token",)) for i in labels)
-    if total == 0:
-        return 0.0
-    share = sum(docs(f"l{i}", ("label_token",)) for i in visible) / total
-    return min(groups) * share
-
-
-def _fold(text: str) -> list[str]:
-    plain = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
-    return [w for w in re.split(r"\W+", plain) if w] or [plain]
 
 
 def _more_than(

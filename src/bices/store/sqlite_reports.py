@@ -273,10 +273,7 @@ class SqliteReports:
         offset = decode_cursor("search", cursor) or 0
         parsed = parse(query)
         with self._viewing(viewer) as (conn, visible):
-            found = listing.search(
-                conn, visible, parsed, where, offset, limit + 1, self.rank_limit,
-                self.labels.ids(),
-            )  # fmt: skip
+            found = listing.search(conn, visible, parsed, where, offset, limit + 1, self.rank_limit)
             items = self._rows_by_seq(conn, found.seqs[:limit])
         more = len(found.seqs) > limit
         next_cursor = encode_cursor("search", offset + limit) if more else None

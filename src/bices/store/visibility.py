@@ -37,10 +37,6 @@ class LabelIndex:
             label = self._labels[label_id]
         return label
 
-    def ids(self) -> list[int]:
-        """Every label id known (after `refresh`)."""
-        return list(self._labels)
-
     def refresh(self) -> None:
         with self._lock:
             for label_id, label in self._load_after(self._max_id):
