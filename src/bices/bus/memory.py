@@ -21,7 +21,17 @@ class MemorySubscription:
         self.overflowed = False
 
     def offer(self, event: Event) -> None:
-        self._loop.call_soon_threadsafe(self._put, event)
+        self._hand_over(event)
+
+    def _hand_over(self, event: Event | None) -> None:
+        """Hand over to the subscriber's loop; a loop that has ended gets nothing more."""
+        if self._loop.is_closed():
+            self._bus.unsubscribe(self)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._put, event)
+        except RuntimeError:  # the loop closed between the check and the call
+            self._bus.unsubscribe(self)
 
     def _put(self, event: Event | None) -> None:
         if self._queue.qsize() >= self._max_pending and event is not None:
@@ -40,7 +50,7 @@ class MemorySubscription:
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
-        self._loop.call_soon_threadsafe(self._put, _CLOSED)
+        self._hand_over(_CLOSED)
 
 
 class MemoryBus:
