@@ -103,10 +103,30 @@ def busy_core_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int) -> float:
+def _stat_fields(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its living descendants (server worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(_stat_fields(int(entry))[1]), []).append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = _stat_fields(current)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        todo.extend(children.get(current, []))
+    return total
 
 
 def wait_for_quiet(max_wait: float = 300.0, threshold: float = 0.15) -> float:
@@ -288,12 +308,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(data: Path, timeout: float = 60.0) -> Iterator[tuple[str, int]]:
+def served(data: Path, timeout: float = 60.0, workers: int = 1) -> Iterator[tuple[str, int]]:
     """Run `bices --data DATA serve` on a free loopback port; yield its base URL and pid."""
     port = free_port()
     log = open(data / "serve.log", "w")  # noqa: SIM115 - closed below
+    command = f"bices --data {data} serve --host 127.0.0.1 --port {port} --workers {workers}"
     proc = subprocess.Popen(
-        ["bices", "--data", str(data), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        command.split(),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -304,10 +325,12 @@ def served(data: Path, timeout: float = 60.0) -> Iterator[tuple[str, int]]:
             if proc.poll() is not None:
                 raise RuntimeError(f"bices serve exited with {proc.returncode}; see {log.name}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
+                up = httpx.get(f"{base}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
+                up = False
+            started = (data / "serve.log").read_text().count("Application startup complete")
+            if up and started >= workers:
+                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"bices serve did not answer within {timeout} s")
             time.sleep(0.1)

@@ -155,10 +155,11 @@ def http_ingest(
     bodies: list[bytes],
     connections: int,
     count: int,
+    workers: int,
     profile: Path | None = None,
 ) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    with served(data) as (base, pid):
+    with served(data, workers=workers) as (base, pid):
         with httpx.Client(base_url=base, headers=headers, timeout=120) as warm:
             response = warm.post("/api/v1/reports/batch", content=bodies[0])
             response.raise_for_status()
@@ -213,6 +214,10 @@ def http_ingest(
         "other_cores": max(0.0, others / elapsed),
         "batch_p50_ms": latencies[len(latencies) // 2] * 1000,
     }
+
+
+def workers_text(workers: int) -> str:
+    return "1 server process" if workers == 1 else f"{workers} server processes"
 
 
 # -- the limits -----------------------------------------------------------------------------
@@ -315,12 +320,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=20_000, help="per HTTP run (bounded)")
     parser.add_argument("--connections", default="2,4", help="comma-separated client counts")
+    parser.add_argument(
+        "--workers", default="1,2", help="comma-separated server process counts (serve --workers)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data folders")
     parser.add_argument("--profile", type=Path, help="py-spy the server into this file")
     parser.add_argument("--no-record", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
     count = (args.reports // BATCH) * BATCH
     connection_counts = [int(c) for c in args.connections.split(",")]
+    worker_counts = [int(w) for w in args.workers.split(",")]
 
     reports = make_reports(count, seed=11)
     bodies = [
@@ -333,14 +342,15 @@ def main() -> None:
     )
 
     scratch = Path(tempfile.mkdtemp(prefix="bices-bench-ingest-"))
-    results: dict[int, dict[str, float]] = {}
+    results: dict[tuple[int, int], dict[str, float]] = {}
     try:
-        for n in connection_counts:
-            data = scratch / f"http-{n}"
+        for w, n in [(w, n) for w in worker_counts for n in connection_counts]:
+            data = scratch / f"http-{w}-{n}"
             token = setup_node(data)
-            results[n] = r = http_ingest(data, token, bodies, n, count, args.profile)
+            results[w, n] = r = http_ingest(data, token, bodies, n, count, w, args.profile)
             print(
-                f"HTTP, {n} connections: {r['rate']:,.0f} reports/s ({r['elapsed']:.1f} s; "
+                f"HTTP, {workers_text(w)}, {n} connections: {r['rate']:,.0f} reports/s "
+                f"({r['elapsed']:.1f} s; "
                 f"server {r['server_cpu_per_report_us']:.0f} us CPU/report, "
                 f"{r['server_cores']:.2f} cores busy; client {r['client_cores']:.2f} cores; "
                 f"other processes {r['other_cores']:.2f} cores; "
@@ -368,16 +378,17 @@ def main() -> None:
     lines = [
         f"{count:,} reports per run in {len(bodies)} batches of {BATCH} (mean title+body "
         f"{size:,.0f} bytes; 10 members, 48 label variants, English and Indonesian text); "
-        "`bices serve` (one uvicorn process) on a fresh data folder, loopback, httpx clients "
+        "`bices serve --workers W` (W uvicorn processes on one port, one SQLite file) on a fresh "
+        "data folder, loopback, httpx clients (in the benchmark process, on the same 2 cores) "
         "with pre-serialised bodies. Signing (Ed25519) and the audit chain happen server side.",
         "",
         "| path | reports/s | notes |",
         "|---|---:|---|",
     ]
-    for n, r in results.items():
+    for (w, n), r in results.items():
         lines.append(
-            f"| HTTP `POST /api/v1/reports/batch`, {n} connections | {r['rate']:,.0f} | "
-            f"server {r['server_cpu_per_report_us']:.0f} µs CPU/report, "
+            f"| HTTP `POST /api/v1/reports/batch`, {workers_text(w)}, {n} connections "
+            f"| {r['rate']:,.0f} | server {r['server_cpu_per_report_us']:.0f} µs CPU/report, "
             f"{r['server_cores']:.2f} cores busy; batch p50 {r['batch_p50_ms']:.0f} ms; "
             f"other processes on the machine {r['other_cores']:.2f} cores |"
         )

@@ -169,6 +169,35 @@ def measure_http(data: Path, token: str, requests: int) -> Timings:
         return timed(call, requests)
 
 
+Result = tuple[int, float, str, Timings, Timings, Timings]
+
+
+def measure(data: Path, token: str, size: int, requests: int, state: str) -> Result:
+    db_bytes = sum(p.stat().st_size for p in data.glob("bices.db*"))
+    local, reader = measure_in_process(data, requests)
+    remote = measure_http(data, token, requests)
+    for name, q, rate in QUERIES:
+        lo, rd, re_ = local[name], reader[name], remote[name]
+        print(
+            f"  {name:<18} {q!r:<21} hits {hits(re_['total']):>8}"
+            f" (~{rate * size / 10:,.0f})"
+            f" | p50/p95 ms: store {lo['p50']:.1f}/{lo['p95']:.1f}"
+            f"  +audit {rd['p50']:.1f}/{rd['p95']:.1f}"
+            f"  HTTP {re_['p50']:.1f}/{re_['p95']:.1f}",
+            flush=True,
+        )
+    return size, db_bytes, state, local, reader, remote
+
+
+def optimized(data: Path) -> str:
+    """Run the operator's `bices db optimize` and return what it printed."""
+    done = subprocess.run(
+        ["bices", "--data", str(data), "db", "optimize"], capture_output=True, text=True, check=True
+    )
+    print(done.stdout.strip())
+    return done.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated, ascending")
@@ -181,48 +210,40 @@ def main() -> None:
 
     data = Path(tempfile.mkdtemp(prefix="bices-bench-search-"))
     print(subprocess.run(["df", "-h", str(data)], capture_output=True, text=True).stdout.strip())
-    results: list[tuple[int, float, Timings, Timings, Timings]] = []
+    results: list[Result] = []
+    merges: list[str] = []
     try:
         token = setup(data)
-        store = SqliteStore(data / "bices.db")
-        loader = Loader(store, args.body_bytes)
+        loader = Loader(SqliteStore(data / "bices.db"), args.body_bytes)
+        loader.store.close()
         for size in sizes:
+            loader.store = store = SqliteStore(data / "bices.db")
             t0 = time.perf_counter()
             loader.grow_to(size)
             load_s = time.perf_counter() - t0
+            segments = store.db.fts_segments()
             store.close()
-            db_bytes = sum(p.stat().st_size for p in data.glob("bices.db*"))
-            print(f"{size:,} reports; database {db_bytes / 2**30:.2f} GiB; load {load_s:.0f} s")
-            local, reader = measure_in_process(data, args.requests)
-            remote = measure_http(data, token, args.requests)
-            results.append((size, db_bytes, local, reader, remote))
-            for name, q, rate in QUERIES:
-                lo, rd, re_ = local[name], reader[name], remote[name]
-                print(
-                    f"  {name:<18} {q!r:<21} hits {hits(re_['total']):>8}"
-                    f" (~{rate * size / 10:,.0f})"
-                    f" | p50/p95 ms: store {lo['p50']:.1f}/{lo['p95']:.1f}"
-                    f"  +audit {rd['p50']:.1f}/{rd['p95']:.1f}"
-                    f"  HTTP {re_['p50']:.1f}/{re_['p95']:.1f}",
-                    flush=True,
-                )
-            store = SqliteStore(data / "bices.db")
-            loader.store = store
-        store.close()
+            print(f"{size:,} reports; load {load_s:.0f} s; search index {segments} segments")
+            state = f"as written ({segments} segments)"
+            results.append(measure(data, token, size, args.requests, state))
+            merges.append(f"{size:,}: {optimized(data)}")
+            results.append(measure(data, token, size, args.requests, "after `bices db optimize`"))
     finally:
         if args.keep:
             print(f"data kept in {data}")
         else:
             shutil.rmtree(data, ignore_errors=True)
 
-    largest, _, _, _, remote = results[-1]
-    worst = max(remote[name]["p95"] for name, _, _ in QUERIES)
-    worst_listed = max(remote[name]["p95"] for name, _, _ in QUERIES[:4])
-    verdict = "met" if worst <= TARGET_MS else "MISSED"
-    print(
-        f"target HTTP p95 <= {TARGET_MS:.0f} ms at {largest:,}: {verdict} (worst p95 "
-        f"{worst:.1f} ms; without the frequent term {worst_listed:.1f} ms)"
-    )
+    largest = sizes[-1]
+    verdicts = []
+    for size, _, state, _, _, remote in results:
+        if size != largest:
+            continue
+        worst = max(remote[name]["p95"] for name, _, _ in QUERIES)
+        verdict = "met" if worst <= TARGET_MS else "MISSED"
+        verdicts.append(f"{state}: **{verdict}** (worst p95 {worst:.1f} ms)")
+        print(f"target HTTP p95 <= {TARGET_MS:.0f} ms at {largest:,}, {state}: {verdict} "
+              f"(worst p95 {worst:.1f} ms)")  # fmt: skip
     if args.no_record:
         return
     lines = [
@@ -238,25 +259,24 @@ def main() -> None:
         "the API and JSON. 20 hits per page; `total` and facets are computed on every request. "
         "A count marked ≥ is a partial answer: more visible matches than the node ranks "
         "(`BICES_SEARCH_RANK_LIMIT`, 4,000), so the hits come newest first and the total is a "
-        "lower bound.",
+        "lower bound. Each size is measured as written, then again after the operator's "
+        "`bices db optimize` (FTS5 segments merged into one): " + "; ".join(merges) + ".",
         "",
-        "| reports | DB size | query | visible hits | store p50 / p95 ms "
+        "| reports | DB size | search index | query | visible hits | store p50 / p95 ms "
         "| +audit p50 / p95 ms | HTTP p50 / p95 ms |",
-        "|---:|---:|---|---:|---:|---:|---:|",
+        "|---:|---:|---|---|---:|---:|---:|---:|",
     ]
-    for size, db_bytes, local, reader, remote in results:
+    for size, db_bytes, state, local, reader, remote in results:
         for name, q, _ in QUERIES:
             lo, rd, re_ = local[name], reader[name], remote[name]
             lines.append(
-                f"| {size:,} | {db_bytes / 2**30:.2f} GiB | {name} `{q}` | {hits(re_['total'])} | "
-                f"{lo['p50']:.1f} / {lo['p95']:.1f} | {rd['p50']:.1f} / {rd['p95']:.1f} | "
-                f"{re_['p50']:.1f} / {re_['p95']:.1f} |"
+                f"| {size:,} | {db_bytes / 2**30:.2f} GiB | {state} | {name} `{q}` "
+                f"| {hits(re_['total'])} | {lo['p50']:.1f} / {lo['p95']:.1f} "
+                f"| {rd['p50']:.1f} / {rd['p95']:.1f} | {re_['p50']:.1f} / {re_['p95']:.1f} |"
             )
     lines += [
         "",
-        f"Target HTTP p95 ≤ {TARGET_MS:.0f} ms at {largest:,}: **{verdict}** (worst p95 "
-        f"{worst:.1f} ms; over the rare, mid-frequency, AND and phrase queries alone "
-        f"{worst_listed:.1f} ms).",
+        f"Target HTTP p95 ≤ {TARGET_MS:.0f} ms at {largest:,}: " + "; ".join(verdicts) + ".",
     ]
     record("Search latency (bench/search.py)", "\n".join(lines))
 

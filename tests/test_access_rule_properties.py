@@ -34,6 +34,7 @@ from bices.domain.reports import ReportType
 from bices.domain.users import Role, Viewer
 from bices.node import Node
 from bices.policy import Directory, may_see
+from bices.store import sqlite_listing
 from bices.store.base import ReportWrite
 from tests.conftest import MEMBERS, auth, make_node, report_json
 
@@ -527,12 +528,33 @@ def test_listing_items_and_total_follow_the_rule(
             check_listing(world, user, limit, member)
 
 
+@contextmanager
+def search_plan(words_only_max: int) -> Iterator[None]:
+    """Force one of the store's search plans: 0 sends every query through the label tokens
+    of FTS5; a large number ranks small match sets on the words and filters afterwards."""
+    saved = sqlite_listing.WORDS_ONLY_MAX
+    sqlite_listing.WORDS_ONLY_MAX = words_only_max
+    try:
+        yield
+    finally:
+        sqlite_listing.WORDS_ONLY_MAX = saved
+
+
 @RULE_SETTINGS
-@given(spec=worlds(), limit=limits, q=st.sampled_from(WORDS))
+@given(
+    spec=worlds(),
+    limit=limits,
+    q=st.sampled_from(WORDS),
+    words_only_max=st.sampled_from([0, 2000]),
+)
 def test_search_items_total_and_facets_follow_the_rule(
-    tmp_path_factory: pytest.TempPathFactory, spec: WorldSpec, limit: int, q: str
+    tmp_path_factory: pytest.TempPathFactory,
+    spec: WorldSpec,
+    limit: int,
+    q: str,
+    words_only_max: int,
 ) -> None:
-    with built(spec, tmp_path_factory) as world:
+    with built(spec, tmp_path_factory) as world, search_plan(words_only_max):
         for user in world.users:
             check_search(world, user, "bulletin", limit)
             check_search(world, user, q, limit)

@@ -305,3 +305,23 @@ def test_no_data_folder_uses_bices_data_env(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (folder / "bices.db").exists()
+
+
+def test_db_optimize_merges_the_search_index_and_search_answers_alike(
+    data: Path, api: TestClient
+) -> None:
+    usa = add_user(data, "USA", "usa.analyst", "--clearance", "NATO SECRET")
+    for batch in range(6):  # each batch is its own transaction, so its own FTS5 segment
+        label = {"classification": "NATO SECRET", "releasable_to": ["NATO"]}
+        reports = [report_json(title=f"Convoy {batch}.{i}", body="convoy near Sinpo", label=label)
+                   for i in range(5)]  # fmt: skip
+        answer = api.post("/api/v1/reports/batch", json={"reports": reports}, headers=auth(usa))
+        assert answer.status_code == 201, answer.text
+    before = ok(data, "search", "convoy", "--user", "usa.analyst", "--json").stdout
+    result = ok(data, "db", "optimize")
+    words = result.stdout.split()
+    assert int(words[words.index("segment(s)") - 1]) > 1, result.stdout
+    assert words[words.index("into") + 1] == "1", result.stdout
+    after = ok(data, "search", "convoy", "--user", "usa.analyst", "--json").stdout
+    assert json.loads(before)["total"] == json.loads(after)["total"] == 30
+    assert json.loads(before)["items"] == json.loads(after)["items"]

@@ -51,6 +51,7 @@ def test_the_fallback_without_label_tokens_gives_the_same_answer(
     """Past MAX_LABEL_TOKENS visible labels the label filter is left to the SQL condition."""
     seed(client, coalition.user("USA", clearance="COSMIC TOP SECRET"))
     reader = coalition.user(viewer, clearance="NATO SECRET")
+    monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", 0)  # the label-token plan
     with_tokens = search(client, reader, "convoy Sinpo")
     monkeypatch.setattr(sqlite_listing, "MAX_LABEL_TOKENS", 0)
     without = search(client, reader, "convoy Sinpo")
@@ -61,11 +62,13 @@ def test_the_fallback_without_label_tokens_gives_the_same_answer(
     assert with_tokens["total"] == expected
 
 
+@pytest.mark.parametrize("words_only_max", [0, 2000])
 def test_past_the_rank_limit_the_answer_says_it_is_partial_and_stays_visible(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words_only_max: int
 ) -> None:
     """More visible matches than BICES_SEARCH_RANK_LIMIT: newest first, lower-bound total,
     facets of the matches examined, and still nothing the rule hides."""
+    monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", words_only_max)
     node = make_node(tmp_path / "node", search_rank_limit=4)
     try:
         with TestClient(create_app(node)) as client:
@@ -89,10 +92,12 @@ def test_past_the_rank_limit_the_answer_says_it_is_partial_and_stays_visible(
         node.close()
 
 
+@pytest.mark.parametrize("words_only_max", [0, 2000])
 def test_a_filter_that_brings_the_matches_under_the_rank_limit_gives_an_exact_answer(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words_only_max: int
 ) -> None:
     """The probe counts before filters; the answer must still be exact when they cut enough."""
+    monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", words_only_max)
     node = make_node(tmp_path / "node", search_rank_limit=4)
     try:
         with TestClient(create_app(node)) as client:
@@ -108,3 +113,27 @@ def test_a_filter_that_brings_the_matches_under_the_rank_limit_gives_an_exact_an
             assert answer["items"][0]["title"] == "Convoy spotted"
     finally:
         node.close()
+
+
+@pytest.mark.parametrize("viewer", ["USA", "KOR", "EST"])
+def test_both_search_plans_give_the_same_ranked_answer(
+    client: TestClient, coalition: Coalition, monkeypatch: pytest.MonkeyPatch, viewer: str
+) -> None:
+    """Ranking on the words alone (few matches) or with label tokens (many): same answer."""
+    writer = coalition.user("USA", clearance="COSMIC TOP SECRET")
+    seed(client, writer)
+    extra = [
+        report_json(title="Sinpo Sinpo convoy", body="convoy convoy convoy at Sinpo", label=label)
+        for label in LABELS
+    ]
+    client.post("/api/v1/reports/batch", json={"reports": extra}, headers=auth(writer))
+    reader = coalition.user(viewer, clearance="NATO SECRET")
+    answers = []
+    for words_only_max in (0, 2000):
+        monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", words_only_max)
+        answers.append(search(client, reader, "convoy Sinpo"))
+    by_tokens, by_words = answers
+    assert by_tokens["total"] == by_words["total"] > 0
+    assert by_tokens["facets"] == by_words["facets"]
+    assert [r["id"] for r in by_tokens["items"]] == [r["id"] for r in by_words["items"]]
+    assert by_words["items"][0]["title"] == "Sinpo Sinpo convoy"

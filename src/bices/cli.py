@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,11 +30,13 @@ community_app = typer.Typer(help="Communities used in releasability.", no_args_i
 user_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+db_app = typer.Typer(help="The node's database.", no_args_is_help=True)
 app.add_typer(member_app, name="member")
 app.add_typer(community_app, name="community")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
+app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -244,6 +247,13 @@ def audit_verify(ctx: typer.Context) -> None:
     out.print(f"audit chain intact: {count} event(s)")
 
 
+@db_app.command("optimize")
+def db_optimize(ctx: typer.Context) -> None:
+    """Merge the search index and refresh statistics (writers wait; run when quiet)."""
+    with opened(ctx) as node:
+        out.print(node.store.optimize())
+
+
 @report_app.command("verify")
 def report_verify(ctx: typer.Context) -> None:
     """Check every stored version's signature against its originator's registered key."""
@@ -289,6 +299,17 @@ Host = Annotated[str, typer.Option("--host")]
 Port = Annotated[int, typer.Option("--port")]
 
 
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        help="server processes sharing the port and the data folder (one core each)",
+    ),
+]
+
+
 def _serve(node: Node, host: str, port: int) -> None:
     import uvicorn
 
@@ -297,11 +318,33 @@ def _serve(node: Node, host: str, port: int) -> None:
     uvicorn.run(create_app(node), host=host, port=port, log_level="info")
 
 
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Several processes on one port; each opens the node itself from ``BICES_*``."""
+    import uvicorn
+
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"BICES_{name.upper()}"] = str(value)
+    uvicorn.run(
+        "bices.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
 @app.command("serve")
-def serve(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8470) -> None:
+def serve(
+    ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8470, workers: Workers = 1
+) -> None:
     """Serve the REST API of the node in the data folder."""
-    with opened(ctx) as node:
-        _serve(node, host, port)
+    with opened(ctx) as node:  # also creates or checks the schema before any worker starts
+        if workers == 1:
+            _serve(node, host, port)
+            return
+    _serve_workers(ctx.obj, host, port, workers)
 
 
 @app.command("demo")

@@ -2,11 +2,15 @@
 
 After datasette's `Database`: any thread may read through its own connection; writes go
 through one connection under a lock, each in a `BEGIN IMMEDIATE` transaction, so several
-processes (the server and the operator's CLI) can share the file safely.
+processes (server workers and the operator's CLI) can share the file safely. Between
+processes, writers queue on an advisory lock on `<db>-lock` before `BEGIN IMMEDIATE`:
+SQLite's own busy handler would do, but it polls with sleeps of up to 100 ms, which wastes
+most of the time a second worker process could use.
 """
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -113,10 +117,12 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # Opened for the lock alone (never written); the kernel releases it if we die.
+        self._lock_file = open(path.with_name(path.name + "-lock"), "a")  # noqa: SIM115
         self._writer = self._connect()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        with self._write_lock:
+        with self._write_lock, self._between_processes():
             self._writer.executescript(SCHEMA)
         with self.write() as conn:
             for name, members in BUILTIN_COMMUNITIES.items():
@@ -162,7 +168,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; it commits on leaving, or rolls back on an exception."""
-        with self._write_lock:
+        with self._write_lock, self._between_processes():
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -172,9 +178,24 @@ class Database:
                 raise
             conn.execute("COMMIT")
 
+    def fts_segments(self) -> int:
+        """How many segments the full-text index has (each is merged at query time)."""
+        row = self.reader().execute("SELECT count(DISTINCT segid) FROM report_fts_idx").fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def _between_processes(self) -> Iterator[None]:
+        """Queue behind other processes' writers (blocking; the GIL is released meanwhile)."""
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
     def close(self) -> None:
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
         self._writer.close()
+        self._lock_file.close()
