@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from bices.cli import app as cli
-from bices.domain.audit import AuditEvent
+from bices.domain.audit import AuditEvent, verify_chain
+from bices.domain.members import MemberKind
 from bices.node import Node
-from tests.conftest import Coalition, auth, report_json
+from bices.settings import Settings
+from tests.conftest import Coalition, auth, make_node, report_json
 
 API = "/api/v1"
 runner = CliRunner()
@@ -36,6 +39,14 @@ def last_seq(node: Node) -> int:
 def db(node: Node) -> Iterator[sqlite3.Connection]:
     """A separate connection to the node's database file, as a tamperer would open it."""
     conn = sqlite3.connect(node.settings.data / "bices.db", isolation_level=None)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def audit_db(node: Node) -> Iterator[sqlite3.Connection]:
+    """A separate connection to the node's audit file (the chain), as a tamperer would."""
+    conn = sqlite3.connect(node.settings.data / "audit.db", isolation_level=None)
     yield conn
     conn.close()
 
@@ -235,8 +246,8 @@ def broken_at(output: str) -> int:
     return int(found.group(1))
 
 
-def test_audit_verify_detects_a_changed_event(busy: Node, db: sqlite3.Connection) -> None:
-    db.execute("""UPDATE audit SET detail = '{"version": 99}' WHERE seq = 9""")
+def test_audit_verify_detects_a_changed_event(busy: Node, audit_db: sqlite3.Connection) -> None:
+    audit_db.execute("""UPDATE audit SET detail = '{"version": 99}' WHERE seq = 9""")
     code, output = audit_verify(busy)
     assert code == 1, output
     assert broken_at(output) == 9
@@ -245,25 +256,27 @@ def test_audit_verify_detects_a_changed_event(busy: Node, db: sqlite3.Connection
 
 @pytest.mark.parametrize("column", ["actor", "action", "target", "at", "member"])
 def test_audit_verify_detects_any_changed_column(
-    busy: Node, db: sqlite3.Connection, column: str
+    busy: Node, audit_db: sqlite3.Connection, column: str
 ) -> None:
     value = "2020-01-01T00:00:00Z" if column == "at" else "someone-else"
-    db.execute(f"UPDATE audit SET {column} = ? WHERE seq = 7", (value,))
+    audit_db.execute(f"UPDATE audit SET {column} = ? WHERE seq = 7", (value,))
     code, output = audit_verify(busy)
     assert code == 1, output
     assert broken_at(output) == 7
 
 
-def test_audit_verify_detects_a_changed_label_reference(busy: Node, db: sqlite3.Connection) -> None:
+def test_audit_verify_detects_a_changed_label_reference(
+    busy: Node, audit_db: sqlite3.Connection
+) -> None:
     seq = next(e.seq for e in events(busy) if e.label_id is not None)
-    db.execute("UPDATE audit SET label_id = label_id + 1000 WHERE seq = ?", (seq,))
+    audit_db.execute("UPDATE audit SET label_id = label_id + 1000 WHERE seq = ?", (seq,))
     code, output = audit_verify(busy)
     assert code == 1, output
     assert broken_at(output) == seq
 
 
-def test_audit_verify_detects_a_removed_event(busy: Node, db: sqlite3.Connection) -> None:
-    db.execute("DELETE FROM audit WHERE seq = 5")
+def test_audit_verify_detects_a_removed_event(busy: Node, audit_db: sqlite3.Connection) -> None:
+    audit_db.execute("DELETE FROM audit WHERE seq = 5")
     code, output = audit_verify(busy)
     assert code == 1, output
     # The first event that no longer holds is the one after the gap.
@@ -272,26 +285,26 @@ def test_audit_verify_detects_a_removed_event(busy: Node, db: sqlite3.Connection
 
 
 def test_audit_verify_detects_removal_of_the_last_events_and_renumbering(
-    busy: Node, db: sqlite3.Connection
+    busy: Node, audit_db: sqlite3.Connection
 ) -> None:
     # Delete event 4 and renumber the rest to close the gap: the hashes cover seq and prev.
-    db.execute("DELETE FROM audit WHERE seq = 4")
-    db.execute("UPDATE audit SET seq = -(seq - 1) WHERE seq > 4")
-    db.execute("UPDATE audit SET seq = -seq WHERE seq < 0")
+    audit_db.execute("DELETE FROM audit WHERE seq = 4")
+    audit_db.execute("UPDATE audit SET seq = -(seq - 1) WHERE seq > 4")
+    audit_db.execute("UPDATE audit SET seq = -seq WHERE seq < 0")
     code, output = audit_verify(busy)
     assert code == 1, output
     assert broken_at(output) == 4
 
 
-def test_audit_verify_detects_a_reordered_pair(busy: Node, db: sqlite3.Connection) -> None:
+def test_audit_verify_detects_a_reordered_pair(busy: Node, audit_db: sqlite3.Connection) -> None:
     columns = ["at", "actor", "member", "action", "target", "label_id", "detail", "prev", "hash"]
-    row5 = db.execute(f"SELECT {', '.join(columns)} FROM audit WHERE seq = 5").fetchone()
-    row6 = db.execute(f"SELECT {', '.join(columns)} FROM audit WHERE seq = 6").fetchone()
+    row5 = audit_db.execute(f"SELECT {', '.join(columns)} FROM audit WHERE seq = 5").fetchone()
+    row6 = audit_db.execute(f"SELECT {', '.join(columns)} FROM audit WHERE seq = 6").fetchone()
     assignments = ", ".join(f"{c} = ?" for c in columns)
-    db.execute("BEGIN")
-    db.execute(f"UPDATE audit SET {assignments} WHERE seq = 5", row6)
-    db.execute(f"UPDATE audit SET {assignments} WHERE seq = 6", row5)
-    db.execute("COMMIT")
+    audit_db.execute("BEGIN")
+    audit_db.execute(f"UPDATE audit SET {assignments} WHERE seq = 5", row6)
+    audit_db.execute(f"UPDATE audit SET {assignments} WHERE seq = 6", row5)
+    audit_db.execute("COMMIT")
     code, output = audit_verify(busy)
     assert code == 1, output
     assert broken_at(output) == 5
@@ -380,3 +393,37 @@ def test_tampered_report_fields_fail_verification(
     verdict = client.get(f"{API}/reports/{target}/verify", headers=auth(usa)).json()
     assert verdict["versions"][0]["valid"] is False
     assert report_verify(node)[0] == 1
+
+
+def test_a_write_whose_audit_event_was_not_yet_chained_is_chained_on_reopening(
+    tmp_path: Path,
+) -> None:
+    """The event is committed with the write (in the main file's outbox); a crash before
+    it reaches the chain in audit.db only delays it."""
+    node = make_node(tmp_path / "node")
+    node.store.db.after_commit = None  # as if the process died right after the commit
+    node.coalition.add_member("CAN", "Canada", MemberKind.NATION, ["NATO"])
+    node.close()
+    reopened = Node.open(Settings(data=tmp_path / "node"))
+    try:
+        found = [e for e in reopened.store.audit.all_events() if e.target == "CAN"]
+        assert [e.action for e in found] == ["member.add"]
+        assert verify_chain(reopened.store.audit.all_events())[1] is None
+    finally:
+        reopened.close()
+
+
+def test_reads_do_not_write_the_main_file(node: Node, client: TestClient) -> None:
+    """Audited reads go to audit.db only, so readers of the main file keep their caches."""
+    token = Coalition(node).user("USA")
+    created = client.post(f"{API}/reports", json=report_json(), headers=auth(token)).json()["id"]
+    client.get(f"{API}/search", params={"q": "launch"}, headers=auth(token))  # labels seen once
+    watcher = sqlite3.connect(node.settings.data / "bices.db")
+    before = watcher.execute("PRAGMA data_version").fetchone()[0]
+    for path in (f"{API}/reports/{created}", f"{API}/reports", f"{API}/search?q=launch"):
+        assert client.get(path, headers=auth(token)).status_code == 200
+    after = watcher.execute("PRAGMA data_version").fetchone()[0]
+    watcher.close()
+    assert after == before, "a read changed the main database file"
+    reads = [e for e in node.store.audit.all_events() if e.action in {"report.read", "search"}]
+    assert len(reads) >= 4

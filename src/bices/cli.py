@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from bices.coalition import OPERATOR
 from bices.domain.audit import verify_chain
 from bices.domain.errors import BicesError
 from bices.domain.members import MemberKind, MemberStatus
+from bices.domain.reports import LabelDraft, Reliability
 from bices.node import Node
+from bices.pipeline.ingest import Ingester, IngestResult, IngestTerms
+from bices.pipeline.sources import DEFAULT_MAX_FILES, DEFAULT_TIMEOUT_S, originals
 from bices.settings import Settings
 from bices.share.reading import verify_version
 from bices.store.base import ReportFilter
@@ -290,6 +296,75 @@ def search(
         out.print(f"{result.total} hit(s)")
         for v in result.items:
             out.print(f"[bold]{v.title}[/bold]  {v.label.render()}  {v.id}")
+
+
+# -- collection ------------------------------------------------------------------------
+
+
+@app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="PATH|URL", help="a file, a folder, a URL")],
+    user: Annotated[str, typer.Option("--user", help="store the reports as this user")],
+    classification: Annotated[str, typer.Option("--classification", help='e.g. "PUBLIC"')],
+    rel: Annotated[list[str], typer.Option("--rel", help="releasable to (repeatable)")],
+    caveat: Annotated[list[str] | None, typer.Option("--caveat", help="repeatable")] = None,
+    reliability: Annotated[
+        Reliability, typer.Option("--reliability", help="Admiralty A-F; F: cannot be judged")
+    ] = Reliability.F,
+    credibility: Annotated[
+        int, typer.Option("--credibility", min=1, max=6, help="Admiralty 1-6; 6: cannot be judged")
+    ] = 6,
+    max_files: Annotated[int, typer.Option("--max-files", min=1)] = DEFAULT_MAX_FILES,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="seconds, for URLs")] = (
+        DEFAULT_TIMEOUT_S
+    ),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Collect text, HTML pages, RSS/Atom feeds or a folder of them as OSINT reports.
+
+    Exit code 0: all stored; 1: some inputs refused, the others stored; 2: nothing stored.
+    """
+    try:
+        label = LabelDraft(classification=classification, releasable_to=rel, caveats=caveat or [])
+    except ValidationError as error:
+        err.print(f"[red]error:[/red] label: {error.errors()[0]['msg']}")
+        raise typer.Exit(2) from None
+    terms = IngestTerms(label, reliability, credibility)
+    with opened(ctx) as node:
+        viewer = node.coalition.viewer_of(user)
+        ingester = Ingester(node.collector, node.settings.max_body_bytes)
+        node.collector.check_label(viewer, label)  # before anything is read or fetched
+        total, inputs = originals(target, ingester.max_bytes, max_files, timeout)
+        columns = (TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.description}"))  # fmt: skip
+        with Progress(*columns, console=err, transient=True, disable=total < 2) as bar:
+            task = bar.add_task("", total=total)
+
+            def advance(location: str) -> None:
+                bar.update(task, advance=1, description=Path(location).name[-40:])
+
+            result = ingester.ingest(viewer, inputs, terms, acting=OPERATOR, progress=advance)
+    _ingest_summary(result, total, as_json)
+
+
+def _ingest_summary(result: IngestResult, total: int, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    elif total == 1 and result.refused and not result.stored:
+        [refusal] = result.refused
+        err.print(f"[red]error:[/red] {escape(refusal.location)}: {escape(refusal.reason)}")
+    else:
+        inputs = len({s.original for s in result.stored})
+        out.print(f"stored {len(result.stored)} report(s) from {inputs} of {total} input(s)")
+        for stored in result.stored:
+            out.print(f"  {stored.id}  [{stored.language}]  {stored.title}", markup=False)
+        if result.refused:
+            err.print(f"refused {len(result.refused)} input(s):")
+        for refusal in result.refused:
+            err.print(f"  {refusal.location}: {refusal.reason}", markup=False)
+    if result.refused:
+        raise typer.Exit(1 if result.stored else 2)
 
 
 # -- running ---------------------------------------------------------------------------

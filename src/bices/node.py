@@ -9,6 +9,7 @@ from bices.bus.memory import MemoryBus
 from bices.coalition import CoalitionService
 from bices.pipeline.collect import Collector, Limits
 from bices.settings import Settings
+from bices.share.entities import EntityReader
 from bices.share.reading import Reader
 from bices.store.base import Store
 
@@ -39,11 +40,13 @@ class Node:
     coalition: CoalitionService
     collector: Collector
     reader: Reader
+    entities: EntityReader
 
     @classmethod
     def open(cls, settings: Settings) -> Node:
         store = open_store(settings)
         bus = open_bus(settings)
+        reader = Reader(store)
         return cls(
             settings=settings,
             store=store,
@@ -52,7 +55,8 @@ class Node:
             collector=Collector(
                 store, bus, Limits(settings.max_batch, settings.max_attachment_bytes)
             ),
-            reader=Reader(store),
+            reader=reader,
+            entities=EntityReader(store, reader),
         )
 
     def close(self) -> None:

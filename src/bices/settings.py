@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1000, gt=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     accession_quorum: str = "majority"
+    exploit: bool = Field(default=True, description="run the exploitation worker in `bices serve`")
     search_rank_limit: int = Field(
         default=4000,
         gt=0,

@@ -2,26 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import bices
-from bices.api import errors, members, reports, users
+from bices.api import entities, errors, ingest, members, reports, users
 from bices.api.limits import BodyLimit
 from bices.node import Node
+from bices.pipeline.exploit import Exploiter, ExploitWorker
 from bices.settings import Settings
+
+
+async def _wake_on_reports(node: Node, worker: ExploitWorker) -> None:
+    """Wake the worker whenever reports are stored; resubscribe if a burst overflowed."""
+    while True:
+        subscription = node.bus.subscribe()
+        try:
+            async for _ in subscription:
+                worker.wake()
+        finally:
+            subscription.close()
+        worker.wake()
+        await asyncio.sleep(0.1)
 
 
 def create_app(node: Node, owns_node: bool = False) -> FastAPI:
     """The API of `node`; with `owns_node`, the app closes the node when it shuts down."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = waker = None
+        if node.settings.exploit:
+            worker = ExploitWorker(Exploiter(node.store))
+            worker.start()
+            waker = asyncio.create_task(_wake_on_reports(node, worker))
+        app.state.exploit_worker = worker
         try:
             yield
         finally:
+            if waker is not None:
+                waker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waker
+            if worker is not None:
+                worker.stop()
             if owns_node:
                 node.close()
 
@@ -34,7 +62,7 @@ def create_app(node: Node, owns_node: bool = False) -> FastAPI:
     )
     app.state.node = node
     errors.install(app)
-    for module in (reports, members, users):
+    for module in (reports, members, users, ingest, entities):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

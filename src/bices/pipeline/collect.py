@@ -46,8 +46,11 @@ class Collector:
         self.limits = limits
         self._keys: dict[str, Ed25519PrivateKey] = {}
 
-    def submit(self, viewer: Viewer, drafts: Sequence[ReportDraft]) -> list[ReportVersion]:
-        """Store new reports (version 1) for the viewer's member."""
+    def submit(
+        self, viewer: Viewer, drafts: Sequence[ReportDraft], acting: str | None = None
+    ) -> list[ReportVersion]:
+        """Store new reports (version 1) for the viewer's member; `acting` names who really
+        submitted them on the viewer's behalf (the node operator at the CLI), for the audit."""
         if not viewer.may_write:
             raise Forbidden("writing reports needs the analyst, collector or releaser role")
         if len(drafts) > self.limits.max_batch:
@@ -70,7 +73,18 @@ class Collector:
                 if len(drafts) == 1:
                     raise
                 raise type(error)(f"reports[{index}]: {error}") from None
+        if acting is not None:
+            for write in writes:
+                if write.audit is not None:
+                    detail = {**write.audit.detail, "as": viewer.name}
+                    write.audit = replace(write.audit, actor=acting, detail=detail)
         return self._store(writes)
+
+    def check_label(self, viewer: Viewer, draft: LabelDraft) -> Label:
+        """Refuse, before any work, a label the viewer may not write reports under."""
+        if not viewer.may_write:
+            raise Forbidden("writing reports needs the analyst, collector or releaser role")
+        return self._labeller(viewer)(draft)
 
     def update(self, viewer: Viewer, report_id: str, draft: ReportDraft) -> ReportVersion:
         """A new version that supersedes the current one; only the originator may make it."""

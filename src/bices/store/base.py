@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bices.domain.audit import AuditDraft, AuditEvent
+from bices.domain.corroboration import Reported
+from bices.domain.fingerprints import Fingerprint
 from bices.domain.labels import Classification
 from bices.domain.members import Member, MemberKind, MemberStatus
 from bices.domain.reports import ReportType, ReportVersion
@@ -121,6 +123,52 @@ class ReportWrite:
     audit: AuditDraft | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EntitySummary:
+    """A canonical entity as one viewer sees it: `reports` counts the current versions
+    visible to that viewer that mention it."""
+
+    id: int
+    key: str
+    type: str
+    canonical: str
+    reports: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "canonical": self.canonical,
+                "reports": self.reports}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Exploited:
+    """What the worker found in one stored version."""
+
+    seq: int
+    result: dict[str, Any]  # the extraction, as `bices extract --json` prints it
+    fingerprint: Fingerprint | None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A report correlated with another: `duplicate` (same words), `near-duplicate`
+    (estimated Jaccard similarity of 4-word shingles ≥ 0.8) or `related` (`score` entities
+    in common, reported within three days of each other)."""
+
+    report: ReportVersion
+    kind: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class EntityView:
+    """An entity page: the names it goes by and the reports that mention it, newest first,
+    all taken from reports the viewer may see."""
+
+    summary: EntitySummary
+    aliases: list[str]
+    reports: list[ReportVersion]
+
+
 class Coalition(Protocol):
     """Members, communities, accession, users, tokens and members' signing keys."""
 
@@ -187,6 +235,40 @@ class Reports(Protocol):
     def all_versions(self) -> Iterator[ReportVersion]: ...
 
 
+class Exploits(Protocol):
+    """Exploitation results: one extraction per stored version, written by the worker from
+    the `events` outbox, and the canonical entities; every read is under the rule."""
+
+    def pending(self, consumer: str, limit: int) -> tuple[int, list[ReportVersion]]:
+        """The consumer's cursor and the next stored versions after it (system use only)."""
+        ...
+
+    def save(self, consumer: str, after: int, upto: int, results: Sequence[Exploited]) -> bool:
+        """Store extractions and their correlations and move the cursor from `after` to
+        `upto`, atomically; False (nothing stored) if another process moved it meanwhile."""
+        ...
+
+    def lag(self, consumer: str) -> int:
+        """Stored versions the consumer has not processed yet."""
+        ...
+
+    def result(self, seq: int) -> dict[str, Any] | None: ...
+    def entities(
+        self, viewer: Viewer, q: str | None, type_: str | None, limit: int
+    ) -> list[EntitySummary]: ...
+    def entity(self, viewer: Viewer, entity_id: int, limit: int) -> EntityView | None: ...
+    def events(
+        self, viewer: Viewer, since: datetime | None, until: datetime | None, limit: int
+    ) -> list[Reported]:
+        """Events extracted from the newest `limit` visible current reports in the period."""
+        ...
+
+    def related(self, viewer: Viewer, seq: int, limit: int) -> list[Link]:
+        """Reports correlated with a version the caller has already reached visibly; only
+        current ones the viewer may see."""
+        ...
+
+
 class AuditLog(Protocol):
     """The append-only hash chain of audit events."""
 
@@ -204,6 +286,8 @@ class Store(Protocol):
     def reports(self) -> Reports: ...
     @property
     def audit(self) -> AuditLog: ...
+    @property
+    def exploits(self) -> Exploits: ...
 
     def optimize(self) -> str:
         """Operator maintenance for a large node (index merge, statistics); a summary."""

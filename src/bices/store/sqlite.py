@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bices.store.sqlite_audit import SqliteAuditLog
 from bices.store.sqlite_coalition import SqliteCoalition
-from bices.store.sqlite_db import Database
+from bices.store.sqlite_db import AUDIT_SCHEMA, Database
+from bices.store.sqlite_exploits import SqliteExploits
 from bices.store.sqlite_reports import SqliteReports
 
 
@@ -18,7 +19,26 @@ class SqliteStore:
         self.db = Database(path)
         self.coalition = SqliteCoalition(self.db)
         self.reports = SqliteReports(self.db, self.coalition.directory_state, search_rank_limit)
-        self.audit = SqliteAuditLog(self.db, self.reports.labels, self.coalition.directory_state)
+        self.audit_db = Database(path.with_name("audit.db"), AUDIT_SCHEMA)
+        self._move_legacy_audit()
+        self.audit = SqliteAuditLog(
+            self.db, self.audit_db, self.reports.labels, self.coalition.directory_state
+        )
+        self.exploits = SqliteExploits(self.db, self.reports)
+
+    def _move_legacy_audit(self) -> None:
+        """Data folders of the first release kept the chain in the main file: move it."""
+        reader = self.db.reader()
+        if reader.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit'").fetchone() is None:
+            return
+        rows = reader.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+        with self.audit_db.write() as conn:
+            if conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0:
+                conn.executemany(
+                    "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", map(tuple, rows)
+                )
+        with self.db.write() as conn:
+            conn.execute("DROP TABLE audit")
 
     def optimize(self) -> str:
         """Merge the full-text index into one segment and refresh the planner's statistics.
@@ -41,3 +61,4 @@ class SqliteStore:
 
     def close(self) -> None:
         self.db.close()
+        self.audit_db.close()

@@ -1,4 +1,11 @@
-"""The audit hash chain in SQLite, appended inside the caller's write transaction."""
+"""The audit hash chain, kept in `audit.db` beside the node's main file.
+
+Writes record their events in the main file's `audit_outbox`, in the transaction of the
+write itself, so a write and its audit event are stored together or not at all. Right
+after each commit (and on opening, after a crash) `drain` chains the outbox rows into
+`audit.db`; reads append their events there directly, without touching the main file.
+Every append drains first, so the chain follows the order in which things happened.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +16,42 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bices.domain.audit import GENESIS, AuditDraft, AuditEvent, chain_hash
+from bices.domain.labels import Label
 from bices.domain.reports import iso
 from bices.domain.users import Viewer
 from bices.store.sqlite_db import Database
-from bices.store.sqlite_labels import label_id
+from bices.store.sqlite_labels import label_id, label_key
 from bices.store.visibility import DirectoryState, LabelIndex
 
 
 def append_audit(conn: sqlite3.Connection, drafts: Sequence[AuditDraft]) -> None:
-    """Chain and insert events; the caller holds the write transaction."""
-    if not drafts:
-        return
+    """Record events in the main file's outbox; the caller holds the write transaction."""
+    now = iso(datetime.now(UTC))
+    conn.executemany(
+        "INSERT INTO audit_outbox (at, actor, member, action, target, label_id, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (now, d.actor, d.member, d.action, d.target,
+             label_id(conn, d.label) if d.label is not None else d.label_id,
+             json.dumps(d.detail, sort_keys=True, ensure_ascii=False))
+            for d in drafts
+        ],
+    )  # fmt: skip
+
+
+def _chain(conn: sqlite3.Connection, events: list[tuple[datetime, AuditDraft]]) -> None:
+    """Hash-chain and insert events after the head; the caller holds `audit.db`'s lock."""
     head = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (0, GENESIS) if head is None else (head["seq"], head["hash"])
-    now = datetime.now(UTC)
     rows = []
-    for draft in drafts:
-        if draft.label is not None:
-            draft = replace(draft, label_id=label_id(conn, draft.label), label=None)
+    for at, draft in events:
         seq += 1
-        digest = chain_hash(prev, seq, now, draft)
+        digest = chain_hash(prev, seq, at, draft)
         rows.append(
-            (
-                seq,
-                iso(now),
-                draft.actor,
-                draft.member,
-                draft.action,
-                draft.target,
-                draft.label_id,
-                json.dumps(draft.detail, sort_keys=True, ensure_ascii=False),
-                prev,
-                digest,
-            )
-        )
+            (seq, iso(at), draft.actor, draft.member, draft.action, draft.target,
+             draft.label_id, json.dumps(draft.detail, sort_keys=True, ensure_ascii=False),
+             prev, digest)
+        )  # fmt: skip
         prev = digest
     conn.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -63,31 +72,91 @@ def _event(row: sqlite3.Row) -> AuditEvent:
 
 
 class SqliteAuditLog:
-    def __init__(self, db: Database, labels: LabelIndex, directory_state: DirectoryState) -> None:
+    def __init__(
+        self, db: Database, chain: Database, labels: LabelIndex, directory_state: DirectoryState
+    ) -> None:
         self._db = db
+        self._chain = chain
         self._labels = labels
         self._directory_state = directory_state
+        self._drained = -1  # the outbox id chained last, as far as this process knows
+        self._label_ids: dict[str, int] = {}  # committed labels never change id
+        db.after_commit = self.drain
+        self.drain()  # what a crash left in the outbox
+
+    def drain(self, also: Sequence[AuditDraft] = ()) -> None:
+        """Chain the outbox rows not yet chained, then `also` (already label-resolved)."""
+        if not also:
+            newest = self._db.reader().execute("SELECT max(id) FROM audit_outbox").fetchone()[0]
+            if newest is None or newest <= self._drained:
+                return
+        with self._chain.write() as conn:
+            after = conn.execute("SELECT id FROM outbox_cursor").fetchone()[0]
+            pending = (
+                self._db.reader()
+                .execute("SELECT * FROM audit_outbox WHERE id > ? ORDER BY id", (after,))
+                .fetchall()
+            )
+            if not pending and not also:
+                return
+            now = datetime.now(UTC)
+            events = [
+                (datetime.fromisoformat(row["at"]),
+                 AuditDraft(row["actor"], row["member"], row["action"], row["target"],
+                            row["label_id"], json.loads(row["detail"])))
+                for row in pending
+            ]  # fmt: skip
+            _chain(conn, [*events, *((now, draft) for draft in also)])
+            if pending:
+                conn.execute("UPDATE outbox_cursor SET id = ?", (pending[-1]["id"],))
+        self._drained = max(self._drained, after, pending[-1]["id"] if pending else after)
 
     def append(self, drafts: Sequence[AuditDraft]) -> None:
-        with self._db.write() as conn:
-            append_audit(conn, drafts)
+        """Events that go with no write of the main file (reads, refusals)."""
+        if not drafts:
+            return
+        self.drain([d if d.label is None else replace(d, label_id=self._label_id(d.label),
+                                                      label=None) for d in drafts])  # fmt: skip
+
+    def _label_id(self, label: Label) -> int:
+        """A label's id, read (or, the first time, written) without writing the main file
+        on every read."""
+        key = label_key(label)
+        found = self._label_ids.get(key)
+        if found is None:
+            row = (
+                self._db.reader().execute("SELECT id FROM labels WHERE key = ?", (key,)).fetchone()
+            )
+            if row is None:
+                with self._db.write() as conn:
+                    found = label_id(conn, label)
+            else:
+                found = int(row[0])
+            self._label_ids[key] = found
+        return found
 
     def events(
         self, viewer: Viewer, member: str | None, after: int, limit: int
     ) -> list[AuditEvent]:
         """Events after `after`, optionally of one member's users, whose item the viewer may see."""
         by_member = "" if member is None else " AND member = ?"
-        with self._db.snapshot() as conn:  # the visible set and the rows from one state
+        self.drain()
+        with self._db.snapshot():  # the visible set from one state of the main file
             directory, version = self._directory_state()
             visible = json.dumps(self._labels.visible(viewer, directory, version))
-            rows = conn.execute(
+        rows = (
+            self._chain.reader()
+            .execute(
                 "SELECT * FROM audit WHERE seq > ? AND (label_id IS NULL OR label_id IN "
                 f"(SELECT value FROM json_each(?))){by_member} ORDER BY seq LIMIT ?",
                 [after, visible, *([] if member is None else [member]), limit],
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return [_event(row) for row in rows]
 
     def all_events(self) -> Iterator[AuditEvent]:
-        cursor = self._db.reader().execute("SELECT * FROM audit ORDER BY seq")
+        self.drain()
+        cursor = self._chain.reader().execute("SELECT * FROM audit ORDER BY seq")
         for row in cursor:
             yield _event(row)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,19 +100,69 @@ CREATE TABLE IF NOT EXISTS events (
     label_id INTEGER NOT NULL, at TEXT NOT NULL
 );
 
+-- Exploitation (issue 3): one extraction per stored version, written by the worker, and
+-- the canonical entities its mentions resolve to. What a user sees of an entity is read
+-- through `current_reports`, so only mentions in current, visible versions count.
+CREATE TABLE IF NOT EXISTS extractions (
+    seq INTEGER PRIMARY KEY, result TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entities (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, canonical TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mentions (
+    seq INTEGER NOT NULL, entity_id INTEGER NOT NULL REFERENCES entities(id),
+    text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mentions_seq ON mentions (seq);
+CREATE INDEX IF NOT EXISTS mentions_entity ON mentions (entity_id, seq);
+-- Correlation: each exploited version's fingerprint (exact hash, MinHash signature) and
+-- its LSH band buckets; links between versions (duplicate, near-duplicate, related).
+-- Reads join both ends to `current_reports`, so a link exists for a user only while both
+-- reports are current and visible to that user.
+CREATE TABLE IF NOT EXISTS fingerprints (
+    seq INTEGER PRIMARY KEY, exact TEXT NOT NULL, signature BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fingerprints_exact ON fingerprints (exact);
+CREATE TABLE IF NOT EXISTS lsh_bands (
+    band INTEGER NOT NULL, bucket INTEGER NOT NULL, seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lsh_bands_bucket ON lsh_bands (band, bucket);
+CREATE TABLE IF NOT EXISTS links (
+    seq INTEGER NOT NULL, other INTEGER NOT NULL, kind TEXT NOT NULL, score REAL NOT NULL,
+    PRIMARY KEY (seq, other, kind)
+);
+-- How far each consumer of the `events` outbox has got.
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+
+-- Audit events of writes, committed with the write they record; the audit log moves
+-- them into the chain in `audit.db` right after (and on opening, after a crash).
+CREATE TABLE IF NOT EXISTS audit_outbox (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, member TEXT,
+    action TEXT NOT NULL, target TEXT, label_id INTEGER, detail TEXT NOT NULL
+);
+"""
+
+# The audit chain lives in a file of its own (`audit.db`): reads are audited, and a write
+# to the main file on every read would discard every reader's page cache (SQLite resets
+# a connection's cache whenever another connection has changed the file), which cost
+# searches at a million reports 8-10 ms each.
+AUDIT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, member TEXT,
     action TEXT NOT NULL, target TEXT, label_id INTEGER, detail TEXT NOT NULL,
     prev TEXT NOT NULL, hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_member ON audit (member, seq);
+-- The last `audit_outbox` id of the main file already chained here.
+CREATE TABLE IF NOT EXISTS outbox_cursor (id INTEGER NOT NULL);
+INSERT INTO outbox_cursor SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM outbox_cursor);
 """
 
 
 class Database:
     """Connections to one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str = SCHEMA) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -122,8 +172,12 @@ class Database:
         self._writer = self._connect()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Called after each committed write, outside the lock (the audit log's drain).
+        self.after_commit: Callable[[], None] | None = None
         with self._write_lock, self._between_processes():
-            self._writer.executescript(SCHEMA)
+            self._writer.executescript(schema)
+        if schema is not SCHEMA:
+            return
         with self.write() as conn:
             for name, members in BUILTIN_COMMUNITIES.items():
                 conn.execute("INSERT OR IGNORE INTO communities VALUES (?, 1)", (name,))
@@ -177,6 +231,8 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        if self.after_commit is not None:
+            self.after_commit()
 
     def fts_segments(self) -> int:
         """How many segments the full-text index has (each is merged at query time)."""

@@ -161,7 +161,8 @@ class SqliteReports:
 
     # -- reads -----------------------------------------------------------------------
 
-    def _row(self, row: sqlite3.Row) -> ReportVersion:
+    def row(self, row: sqlite3.Row) -> ReportVersion:
+        """A stored row as a version (no access check: callers have applied the rule)."""
         return ReportVersion(
             id=row["report_id"],
             version=row["version"],
@@ -189,7 +190,7 @@ class SqliteReports:
         )
 
     @contextmanager
-    def _viewing(self, viewer: Viewer) -> Iterator[tuple[sqlite3.Connection, tuple[int, ...]]]:
+    def viewing(self, viewer: Viewer) -> Iterator[tuple[sqlite3.Connection, tuple[int, ...]]]:
         """A read snapshot and, computed inside it, the viewer's visible label ids.
 
         Inside one snapshot a row can only carry a label that the same snapshot knows,
@@ -203,13 +204,13 @@ class SqliteReports:
     def _visible_rows(
         self, viewer: Viewer, where: str, params: tuple[object, ...]
     ) -> list[ReportVersion]:
-        with self._viewing(viewer) as (conn, visible):
+        with self.viewing(viewer) as (conn, visible):
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM report_versions WHERE {where} "
                 "AND label_id IN (SELECT value FROM json_each(?)) ORDER BY version",
                 (*params, json.dumps(visible)),
             ).fetchall()
-        return [self._row(row) for row in rows]
+        return [self.row(row) for row in rows]
 
     def current(self, viewer: Viewer, report_id: str) -> ReportVersion | None:
         found = self._visible_rows(viewer, "report_id = ? AND current = 1", (report_id,))
@@ -226,7 +227,7 @@ class SqliteReports:
             )
             .fetchone()
         )
-        return None if row is None else self._row(row)
+        return None if row is None else self.row(row)
 
     def version(self, viewer: Viewer, report_id: str, version: int) -> ReportVersion | None:
         found = self._visible_rows(viewer, "report_id = ? AND version = ?", (report_id, version))
@@ -248,21 +249,21 @@ class SqliteReports:
                     return StoredBlob(sha256, bytes(row[0]), v)
         return None
 
-    def _rows_by_seq(self, conn: sqlite3.Connection, seqs: list[int]) -> list[ReportVersion]:
+    def rows_by_seq(self, conn: sqlite3.Connection, seqs: list[int]) -> list[ReportVersion]:
         """Full rows for the page served, in the order given."""
         rows = conn.execute(
             f"SELECT {COLUMNS} FROM report_versions WHERE seq IN (SELECT value FROM json_each(?))",
             (json.dumps(seqs),),
         ).fetchall()
         by_seq = {row["seq"]: row for row in rows}
-        return [self._row(by_seq[seq]) for seq in seqs]
+        return [self.row(by_seq[seq]) for seq in seqs]
 
     def page(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
         """Current versions, newest first, with the total the viewer may see."""
         before = decode_cursor("list", cursor)
-        with self._viewing(viewer) as (conn, visible):
+        with self.viewing(viewer) as (conn, visible):
             total, seqs = listing.newest(conn, visible, where, before, limit + 1)
-            items = self._rows_by_seq(conn, seqs[:limit])
+            items = self.rows_by_seq(conn, seqs[:limit])
         more = len(seqs) > limit
         return Page(items, total, encode_cursor("list", items[-1].seq) if more else None)
 
@@ -272,13 +273,13 @@ class SqliteReports:
         """Full-text search over current versions: ranked hits, total and facets, all visible."""
         offset = decode_cursor("search", cursor) or 0
         parsed = parse(query)
-        with self._viewing(viewer) as (conn, visible):
+        with self.viewing(viewer) as (conn, visible):
             found = listing.search(conn, visible, parsed, where, offset, limit + 1, self.rank_limit)
-            items = self._rows_by_seq(conn, found.seqs[:limit])
+            items = self.rows_by_seq(conn, found.seqs[:limit])
         more = len(found.seqs) > limit
         next_cursor = encode_cursor("search", offset + limit) if more else None
         return SearchResult(items, found.total, found.facets, next_cursor, found.exact)
 
     def all_versions(self) -> Iterator[ReportVersion]:
         for row in self._db.reader().execute(f"SELECT {COLUMNS} FROM report_versions ORDER BY seq"):
-            yield self._row(row)
+            yield self.row(row)

@@ -1,0 +1,348 @@
+"""Ingest: collected text becomes `OSINT` reports, stored through the `Collector`.
+
+Each article becomes a `ReportDraft` under the label and grading the caller gives, with
+its original attached, so it is validated, signed and audited like any report. A folder
+goes in chunks of at most the batch limit, each chunk all or nothing, and a file's
+articles stay in one chunk when they fit; an input that cannot be read is refused with
+its reason while the others are stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from bices.domain.errors import BicesError, InvalidInput, TooLarge
+from bices.domain.reports import (
+    AttachmentDraft,
+    LabelDraft,
+    Reliability,
+    ReportDraft,
+    ReportType,
+    ReportVersion,
+    Source,
+    is_language,
+)
+from bices.domain.users import Viewer
+from bices.pipeline.collect import Collector
+from bices.pipeline.formats import Document, documents
+from bices.pipeline.sources import Original, Refusal
+
+UNDETERMINED = "und"  # ISO 639-2/3 for a language that cannot be told
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTerms:
+    """What the caller says about every document of one ingest."""
+
+    label: LabelDraft
+    reliability: Reliability = Reliability.F  # cannot be judged
+    credibility: int = 6  # cannot be judged
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """A stored report and where its article came from."""
+
+    id: str
+    title: str
+    language: str
+    location: str  # the article (a feed entry's link, a page's URL, a file)
+    original: str  # the file or URL that was read
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "title": self.title, "language": self.language,
+                "location": self.location, "original": self.original}  # fmt: skip
+
+
+@dataclass(slots=True)
+class IngestResult:
+    stored: list[Ingested] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stored": [s.to_json() for s in self.stored],
+            "refused": [{"location": r.location, "reason": r.reason} for r in self.refused],
+        }
+
+
+class Ingester:
+    def __init__(self, collector: Collector, chunk_bytes: int) -> None:
+        """`chunk_bytes` bounds the originals one chunk holds in memory (a feed's bytes
+        count once per entry, since each entry's report carries the feed)."""
+        self.collector = collector
+        self.chunk_bytes = chunk_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest original: it is kept whole as an attachment."""
+        return self.collector.limits.max_attachment_bytes
+
+    def drafts(self, original: Original, terms: IngestTerms) -> list[tuple[Document, ReportDraft]]:
+        """The report drafts of one original, or `InvalidInput` / `TooLarge` naming why none."""
+        if len(original.data) > self.max_bytes:
+            raise TooLarge(
+                f"{original.location}: {len(original.data)} bytes is over the attachment "
+                f"limit of {self.max_bytes} bytes"
+            )
+        found = documents(original)
+        encoded = base64.b64encode(original.data).decode("ascii")
+        now = datetime.now(UTC)
+        pairs = []
+        for document in found:
+            attachment = AttachmentDraft(
+                name=original.name[:255] or "original",
+                media_type=document.media_type,
+                content_base64=encoded,
+            )
+            published = document.published
+            try:
+                draft = ReportDraft(
+                    type=ReportType.OSINT,
+                    title=document.title,
+                    body=document.text,
+                    language=language_of(document.text, document.language_hint),
+                    label=terms.label,
+                    source=Source(
+                        name=document.site,
+                        reliability=terms.reliability,
+                        credibility=terms.credibility,
+                    ),
+                    reported_at=published if published is not None and published <= now else None,
+                    attachments=[attachment],
+                )
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+                )
+                raise InvalidInput(f"{document.location}: {problems}") from None
+            pairs.append((document, draft))
+        return pairs
+
+    def ingest_one(
+        self, viewer: Viewer, original: Original, terms: IngestTerms, acting: str | None = None
+    ) -> list[Ingested]:
+        """One original (an upload), all or nothing: every article stored, or none."""
+        self.collector.check_label(viewer, terms.label)
+        pairs = self.drafts(original, terms)
+        max_batch = self.collector.limits.max_batch
+        if len(pairs) > max_batch:
+            raise TooLarge(
+                f"{original.location}: {len(pairs)} articles is over the batch limit of "
+                f"{max_batch} reports"
+            )
+        held = len(original.data) * len(pairs)
+        if held > self.chunk_bytes:
+            raise TooLarge(
+                f"{original.location}: {len(pairs)} articles each keeping the "
+                f"{len(original.data)}-byte original exceed {self.chunk_bytes} bytes in one "
+                "batch; split the feed"
+            )
+        stored = self.collector.submit(viewer, [d for _, d in pairs], acting)
+        return [_ingested(doc, version) for (doc, _), version in zip(pairs, stored, strict=True)]
+
+    def ingest(
+        self,
+        viewer: Viewer,
+        inputs: Iterable[Original | Refusal],
+        terms: IngestTerms,
+        acting: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> IngestResult:
+        """Many originals (a folder, a URL): stored in chunks, each chunk all or nothing;
+        an input that cannot be read or parsed is refused with its reason, and the others
+        are stored. `progress` is called with each input's location once it is handled."""
+        self.collector.check_label(viewer, terms.label)
+        result = IngestResult()
+        max_batch = self.collector.limits.max_batch
+        pending: list[tuple[Document, ReportDraft]] = []
+        pending_bytes = 0
+
+        def flush() -> None:
+            nonlocal pending_bytes
+            if not pending:
+                return
+            try:
+                stored = self.collector.submit(viewer, [d for _, d in pending], acting)
+            except BicesError as error:
+                for location in dict.fromkeys(doc.original.location for doc, _ in pending):
+                    result.refused.append(Refusal(location, f"not stored: {error}"))
+            else:
+                result.stored.extend(
+                    _ingested(doc, v) for (doc, _), v in zip(pending, stored, strict=True)
+                )
+            pending.clear()
+            pending_bytes = 0
+
+        def fits(count: int, size: int) -> bool:
+            return len(pending) + count <= max_batch and pending_bytes + size <= self.chunk_bytes
+
+        for item in inputs:
+            if isinstance(item, Refusal):
+                result.refused.append(_without_location(item))
+            else:
+                try:
+                    pairs = self.drafts(item, terms)
+                except (InvalidInput, TooLarge) as error:
+                    result.refused.append(_without_location(Refusal(item.location, str(error))))
+                else:
+                    size = len(item.data)
+                    if not fits(len(pairs), size * len(pairs)):
+                        flush()  # keep a file's articles in one chunk when they fit in one
+                    for pair in pairs:
+                        if pending and not fits(1, size):
+                            flush()
+                        pending.append(pair)
+                        pending_bytes += size
+            if progress is not None:
+                progress(item.location)
+        flush()
+        return result
+
+
+def _ingested(document: Document, version: ReportVersion) -> Ingested:
+    return Ingested(version.id, version.title, version.language, document.location,
+                    document.original.location)  # fmt: skip
+
+
+def _without_location(refusal: Refusal) -> Refusal:
+    """The reason without the location it starts with: the summary shows that beside it."""
+    return Refusal(refusal.location, refusal.reason.removeprefix(f"{refusal.location}: "))
+
+
+# -- language --------------------------------------------------------------------------------
+
+WORD = re.compile(r"[^\W\d_]+")
+STOPWORDS = {
+    "en": frozenset(
+        {
+            "the",
+            "and",
+            "of",
+            "to",
+            "in",
+            "is",
+            "that",
+            "for",
+            "on",
+            "with",
+            "was",
+            "by",
+            "from",
+            "has",
+            "said",
+            "at",
+            "are",
+            "it",
+            "as",
+            "be",
+            "this",
+            "were",
+            "have",
+            "will",
+            "which",
+            "its",
+            "their",
+            "not",
+            "but",
+        }
+    ),
+    "id": frozenset(
+        {
+            "yang",
+            "dan",
+            "di",
+            "ke",
+            "dari",
+            "ini",
+            "itu",
+            "dengan",
+            "untuk",
+            "pada",
+            "tidak",
+            "akan",
+            "adalah",
+            "dalam",
+            "oleh",
+            "juga",
+            "telah",
+            "sudah",
+            "para",
+            "bahwa",
+            "kata",
+            "atau",
+            "karena",
+            "tersebut",
+            "mereka",
+            "kami",
+            "sebagai",
+            "bisa",
+            "dapat",
+            "lebih",
+        }
+    ),
+}
+
+
+def language_of(text: str, hint: str | None = None) -> str:
+    """The text's language: `bices.exploit.detect_language` when the exploitation engine
+    provides it, else a guess between English and Indonesian from common words, else the
+    document's own declaration, else ``und``."""
+    detector = _exploit_detector()
+    if detector is not None:
+        try:
+            detected = _code(detector(text))
+        except Exception:  # another package's detector must not stop collection
+            detected = None
+        if detected is not None:
+            return detected
+    guessed = guess_language(text)
+    if guessed is not None:
+        return guessed
+    if hint is not None and is_language(hint):
+        return hint
+    return UNDETERMINED
+
+
+def guess_language(text: str) -> str | None:
+    """English or Indonesian by their most common words; None when the text says little."""
+    words = [w.lower() for w in WORD.findall(text[:20_000])]
+    scores = {lang: sum(1 for w in words if w in common) for lang, common in STOPWORDS.items()}
+    (best, top), (_, second) = sorted(scores.items(), key=lambda kv: -kv[1])[:2]
+    if top >= 3 and top >= 1.5 * second:
+        return best
+    return None
+
+
+@lru_cache(maxsize=1)
+def _exploit_detector() -> Callable[[str], object] | None:
+    """`detect_language` of the exploitation engine, where it is installed."""
+    for name in ("bices.exploit", "bices.exploit.language"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        detector = getattr(module, "detect_language", None)
+        if callable(detector):
+            return detector  # type: ignore[no-any-return]
+    return None
+
+
+def _code(found: object) -> str | None:
+    """A language code from what a detector returns: a code, or an object or pair with one."""
+    if isinstance(found, tuple) and found:
+        found = found[0]
+    for attribute in ("language", "code", "lang"):
+        found = getattr(found, attribute, found)
+    if isinstance(found, str) and found.lower() != UNDETERMINED and is_language(found.lower()):
+        return found.lower()
+    return None
