@@ -321,3 +321,29 @@ def test_events_endpoint_merges_visible_reports_only(
     naive = client.get("/api/v1/events", params={"since": "2023-07-01T00:00:00"},
                        headers=auth(kor))  # fmt: skip
     assert naive.status_code == 422 and "time zone" in naive.text
+
+
+def test_a_watched_entity_raises_alerts_only_about_reports_the_user_may_see(
+    client: TestClient, coalition: Coalition
+) -> None:
+    usa, kor = coalition.user("USA"), coalition.user("KOR")
+    watched = client.post("/api/v1/watchlist", json={"name": "north korea"}, headers=auth(kor))
+    assert watched.status_code == 201, watched.text
+    assert (
+        client.post("/api/v1/watchlist", json={"name": " "}, headers=auth(kor)).status_code == 422
+    )
+    seen = post(client, usa, "Launch", "Korea Utara meluncurkan rudal balistik.", NATO_KOR)
+    post(client, usa, "Launch", "The DPRK fired a cruise missile.", USA_ONLY)
+    post(client, usa, "Budget", "Japan approved its defence budget.", NATO_KOR)
+    idle(client)
+    alerts = client.get("/api/v1/alerts", headers=auth(kor)).json()["items"]
+    assert [(a["report"], a["watch"]) for a in alerts] == [(seen, "north korea")]
+    assert client.get("/api/v1/alerts", headers=auth(usa)).json()["items"] == []  # not watching
+
+    listed = client.get("/api/v1/watchlist", headers=auth(kor)).json()["items"]
+    watch_id = listed[0]["id"]
+    assert client.delete(f"/api/v1/watchlist/{watch_id}", headers=auth(usa)).status_code == 404
+    assert client.delete(f"/api/v1/watchlist/{watch_id}", headers=auth(kor)).status_code == 204
+    assert client.get("/api/v1/alerts", headers=auth(kor)).json()["items"] == []
+    actions = [e.action for e in client.app.state.node.store.audit.all_events()]  # type: ignore[attr-defined]
+    assert "watch.add" in actions and "watch.remove" in actions

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
 
 from bices.api.auth import CurrentViewer, NodeDep
 from bices.domain.errors import InvalidInput
@@ -94,3 +95,45 @@ def corroborated_events(
             raise InvalidInput(f"{name} must carry a time zone, e.g. 2024-07-10T00:00:00Z")
     clusters = node.entities.events(viewer, since, until, type, limit)
     return {"items": [c.to_json() for c in clusters]}
+
+
+class WatchIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="canonical entity name")
+
+
+@router.get("/watchlist")
+def get_watchlist(viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """The caller's watched entities."""
+    return {"items": [w.to_json() for w in node.entities.watches(viewer)]}
+
+
+@router.post("/watchlist", status_code=201)
+def add_watch(body: WatchIn, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """Watch an entity by canonical name (e.g. `Kim Jong Un`, `Hwasong-18`): each report
+    stored from now on that mentions it raises an alert for the caller."""
+    return node.entities.watch(viewer, body.name).to_json()
+
+
+@router.delete("/watchlist/{watch_id}", status_code=204)
+def remove_watch(
+    watch_id: Annotated[int, Path(ge=1, le=2**62)], viewer: CurrentViewer, node: NodeDep
+) -> Response:
+    node.entities.unwatch(viewer, watch_id)
+    return Response(status_code=204)
+
+
+@router.get("/alerts")
+def get_alerts(
+    viewer: CurrentViewer,
+    node: NodeDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The caller's alerts after a cursor, oldest first, about reports the caller may see."""
+    found = node.entities.alerts(viewer, after, limit)
+    items = [
+        {"id": a.id, "watch": a.watch, "at": a.at.isoformat(), "report": a.report.id,
+         "title": a.report.title, "label": a.report.label.render()}
+        for a in found
+    ]  # fmt: skip
+    return {"items": items, "next_after": found[-1].id if len(found) == limit else None}

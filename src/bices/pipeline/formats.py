@@ -55,7 +55,6 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document"),
     (b"\x7fELF", "an executable"),
-    (b"MZ", "an executable"),
     (b"SQLite format 3\x00", "an SQLite database"),
     (b"OggS", "an Ogg audio or video file"),
     (b"RIFF", "a RIFF audio, video or image file"),
@@ -96,6 +95,8 @@ def documents(original: Original) -> list[Document]:
         raise InvalidInput(f"{original.location}: the file is empty")
     refuse_binary(original)
     text = decode(original)
+    if not text.strip():
+        raise InvalidInput(f"{original.location}: the file holds only white space")
     kind = kind_of(original, text)
     if kind == "feed":
         return feed_documents(original)

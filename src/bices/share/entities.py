@@ -12,11 +12,11 @@ from typing import Any
 
 from bices.domain.audit import AuditDraft
 from bices.domain.corroboration import Cluster, corroborate
-from bices.domain.errors import NotFound
+from bices.domain.errors import InvalidInput, NotFound
 from bices.domain.users import Viewer
 from bices.policy import member_only
 from bices.share.reading import Reader, read_events
-from bices.store.base import EntitySummary, EntityView, Link, Store
+from bices.store.base import Alert, EntitySummary, EntityView, Link, Store, Watch
 
 # Events are merged over at most this many of the newest visible reports in the period.
 EVENT_REPORTS = 2000
@@ -90,3 +90,30 @@ class EntityReader:
                         label=member_only(viewer.member))]
         )  # fmt: skip
         return clusters
+
+    # -- watch lists -------------------------------------------------------------------
+
+    def watch(self, viewer: Viewer, name: str) -> Watch:
+        """Watch an entity by canonical name; reports stored from now on raise alerts."""
+        name = " ".join(name.split())
+        if not name:
+            raise InvalidInput("name must not be empty")
+        audit = AuditDraft(viewer.name, viewer.member, "watch.add", detail={"name": name},
+                           label=member_only(viewer.member))  # fmt: skip
+        return self.store.exploits.watch(viewer.user_id, name, audit)
+
+    def unwatch(self, viewer: Viewer, watch_id: int) -> None:
+        audit = AuditDraft(viewer.name, viewer.member, "watch.remove", str(watch_id),
+                           label=member_only(viewer.member))  # fmt: skip
+        if not self.store.exploits.unwatch(viewer.user_id, watch_id, audit):
+            raise NotFound(f"watch {watch_id} not found")
+
+    def watches(self, viewer: Viewer) -> list[Watch]:
+        return self.store.exploits.watches(viewer.user_id)
+
+    def alerts(self, viewer: Viewer, after: int, limit: int) -> list[Alert]:
+        """Alerts about reports the viewer may see now (a report that has become hidden
+        takes its alerts with it)."""
+        found = self.store.exploits.alerts(viewer, after, limit)
+        self.store.audit.append(read_events(viewer, [a.report for a in found], "alert"))
+        return found

@@ -160,6 +160,28 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class Watch:
+    """An entity a user watches, by canonical name (case does not matter)."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A report that mentions a watched entity."""
+
+    id: int
+    watch: str
+    at: datetime
+    report: ReportVersion
+
+
+@dataclass(frozen=True, slots=True)
 class EntityView:
     """An entity page: the names it goes by and the reports that mention it, newest first,
     all taken from reports the viewer may see."""
@@ -261,6 +283,13 @@ class Exploits(Protocol):
         self, viewer: Viewer, since: datetime | None, until: datetime | None, limit: int
     ) -> list[Reported]:
         """Events extracted from the newest `limit` visible current reports in the period."""
+        ...
+
+    def watch(self, user_id: int, name: str, audit: AuditDraft) -> Watch: ...
+    def unwatch(self, user_id: int, watch_id: int, audit: AuditDraft) -> bool: ...
+    def watches(self, user_id: int) -> list[Watch]: ...
+    def alerts(self, viewer: Viewer, after: int, limit: int) -> list[Alert]:
+        """The viewer's alerts about current reports the viewer may see now."""
         ...
 
     def related(self, viewer: Viewer, seq: int, limit: int) -> list[Link]:

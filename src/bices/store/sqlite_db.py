@@ -131,6 +131,20 @@ CREATE TABLE IF NOT EXISTS links (
     seq INTEGER NOT NULL, other INTEGER NOT NULL, kind TEXT NOT NULL, score REAL NOT NULL,
     PRIMARY KEY (seq, other, kind)
 );
+-- Watch lists: a user watches entities by canonical name; the worker raises an alert
+-- when a version mentions one. Alerts are read through `current_reports` and the
+-- user's visible labels, so an alert about a report the user may not see stays unseen.
+CREATE TABLE IF NOT EXISTS watches (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL COLLATE NOCASE, created_at TEXT NOT NULL, UNIQUE (user_id, name)
+);
+CREATE INDEX IF NOT EXISTS watches_name ON watches (name);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, watch_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL, entity_id INTEGER NOT NULL, at TEXT NOT NULL,
+    UNIQUE (watch_id, seq)
+);
+CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user_id, id);
 -- How far each consumer of the `events` outbox has got.
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 
