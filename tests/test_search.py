@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from bices.api import create_app
 from bices.store import sqlite_listing
+from bices.store.query import parse, to_fts5
 from tests.conftest import Coalition, auth, make_node, report_json
 
 LABELS = [
@@ -137,3 +138,30 @@ def test_both_search_plans_give_the_same_ranked_answer(
     assert by_tokens["facets"] == by_words["facets"]
     assert [r["id"] for r in by_tokens["items"]] == [r["id"] for r in by_words["items"]]
     assert by_words["items"][0]["title"] == "Sinpo Sinpo convoy"
+
+
+def test_the_loose_form_matches_at_least_what_the_query_matches() -> None:
+    """The plan is chosen on a cheaper expression; it must never count fewer matches."""
+    query = parse('"ballistic missile" OR icbm* -test')
+    assert to_fts5(query, "{title body}", loose=True) == (
+        '({title body} : ("ballistic" AND "missile") OR {title body} : "icbm"*)'
+    )
+    assert to_fts5(query) == '("ballistic missile" OR "icbm"*) NOT "test"'
+
+
+@pytest.mark.parametrize("q", ['"convoy near"', '"near convoy"', "convoy -Sinpo", '"item 1"*'])
+def test_phrases_and_exclusions_answer_alike_on_both_plans(
+    client: TestClient, coalition: Coalition, monkeypatch: pytest.MonkeyPatch, q: str
+) -> None:
+    seed(client, coalition.user("USA", clearance="COSMIC TOP SECRET"))
+    reader = coalition.user("KOR", clearance="NATO SECRET")
+    answers = []
+    for words_only_max in (0, 2000):
+        monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", words_only_max)
+        answers.append(search(client, reader, q))
+    assert answers[0]["total"] == answers[1]["total"]
+    assert [r["id"] for r in answers[0]["items"]] == [r["id"] for r in answers[1]["items"]]
+    expected = {'"convoy near"': 6, '"near convoy"': 0, "convoy -Sinpo": 0, '"item 1"*': 1}[
+        q
+    ]  # items 1, 10, 11; KOR sees 10
+    assert answers[0]["total"] == expected

@@ -66,17 +66,30 @@ def parse(q: str) -> Query:
     return Query(tuple(tuple(g) for g in groups), tuple(excluded))
 
 
-def to_fts5(query: Query, columns: str | None = None) -> str:
-    """Render for SQLite FTS5: every term double-quoted, optionally within some columns."""
+def to_fts5(query: Query, columns: str | None = None, loose: bool = False) -> str:
+    """Render for SQLite FTS5: every term double-quoted, optionally within some columns.
+
+    `loose` renders an expression that matches at least what the query matches but costs
+    less to count: phrases become their words ANDed (no position lists read) and
+    exclusions are left out. The store counts it to choose a plan, never to answer.
+    """
     within = "" if columns is None else f"{columns} : "
 
+    def quoted(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
     def term(t: Term) -> str:
-        quoted = '"' + t.text.replace('"', '""') + '"'
-        return within + quoted + ("*" if t.prefix else "")
+        words = t.text.split(" ")
+        if loose and len(words) > 1:
+            body = "(" + " AND ".join(quoted(w) for w in words[:-1])
+            return within + body + f" AND {quoted(words[-1])}{'*' if t.prefix else ''})"
+        return within + quoted(t.text) + ("*" if t.prefix else "")
 
     positive = " AND ".join(
         "(" + " OR ".join(term(t) for t in group) + ")" for group in query.groups
     )
+    if loose:
+        return positive
     return positive + "".join(" NOT " + term(t) for t in query.excluded)
 
 

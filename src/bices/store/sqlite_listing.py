@@ -133,7 +133,10 @@ def search(
     if not visible:
         return Found(0, _facets({}), [], True)
     words = to_fts5(query, TEXT_COLUMNS)
-    in_all = _count_up_to(conn, words, rank_limit * LIKELY_VISIBLE_SHARE)
+    # Counted on the loose form (phrases as ANDed words, no exclusions): an upper bound on
+    # the matches, read without position lists, that only chooses the plan below.
+    loose = to_fts5(query, TEXT_COLUMNS, loose=True)
+    in_all = _count_up_to(conn, loose, rank_limit * LIKELY_VISIBLE_SHARE)
     if in_all <= min(WORDS_ONLY_MAX, rank_limit):
         # Few matches in all: rank them on the words alone (scoring label tokens too costs
         # ~2 µs a row and a pass over each label token's doclist) and let the narrow table
