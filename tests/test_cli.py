@@ -325,3 +325,45 @@ def test_db_optimize_merges_the_search_index_and_search_answers_alike(
     after = ok(data, "search", "convoy", "--user", "usa.analyst", "--json").stdout
     assert json.loads(before)["total"] == json.loads(after)["total"] == 30
     assert json.loads(before)["items"] == json.loads(after)["items"]
+
+
+def test_extract_prints_the_design_json_with_offsets_into_the_file(tmp_path: Path) -> None:
+    text = (
+        "Menteri Pertahanan Korea Selatan Shin Won-sik bertemu Sekjen NATO Jens Stoltenberg "
+        "di Seoul pada Senin (30/1/2023). Menteri Shin mengatakan Korut meluncurkan rudal.\n"
+    )
+    source = tmp_path / "laporan.txt"
+    source.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["extract", str(source), "--json", "--published", "2023-01-31"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert set(found) == {"language", "date", "entities", "events", "topics", "quantities"}
+    assert found["language"] == "id"
+    for entity in found["entities"]:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+    canon = {(e["canonical"], e["type"]) for e in found["entities"]}
+    assert {("Shin Won-sik", "PERSON"), ("NATO", "ORG"), ("North Korea", "GPE")} <= canon
+    shin = [e["text"] for e in found["entities"] if e["canonical"] == "Shin Won-sik"]
+    assert "Shin" in shin  # "Menteri Shin" later is the minister named earlier
+    meeting = [e for e in found["events"] if e["type"] == "meeting"]
+    assert meeting and meeting[0]["date"] == "2023-01-30" and meeting[0]["place"] == "Seoul"
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, [], "cannot be read"),
+        (b"", [], "empty"),
+        (b"\x00\x01\x02\xff" * 64, [], "binary"),
+        (b"North Korea fired a missile.", ["--published", "31/01/2023"], "YYYY-MM-DD"),
+    ],
+)
+def test_extract_refuses_bad_input_with_a_message(
+    tmp_path: Path, content: bytes | None, args: list[str], message: str
+) -> None:
+    source = tmp_path / "input.txt"
+    if content is not None:
+        source.write_bytes(content)
+    result = runner.invoke(app, ["extract", str(source), "--json", *args])
+    assert result.exit_code == 2
+    assert message in result.output

@@ -422,6 +422,59 @@ def serve(
     _serve_workers(ctx.obj, host, port, workers)
 
 
+@app.command("extract")
+def extract_command(
+    path: Annotated[Path, typer.Argument(help="a text, HTML or feed file")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON object")] = False,
+    published: Annotated[
+        str | None, typer.Option("--published", help="publication date YYYY-MM-DD")
+    ] = None,
+    language: Annotated[str | None, typer.Option("--language", help="skip detection")] = None,
+) -> None:
+    """Extract entities, events, dates, quantities and topics from a file (no node needed)."""
+    from datetime import date
+
+    from bices.domain.errors import BicesError
+    from bices.exploit import extract
+    from bices.pipeline.formats import decode, documents, kind_of
+    from bices.pipeline.sources import read_file
+
+    try:
+        day = None if published is None else date.fromisoformat(published)
+    except ValueError:
+        err.print(f"[red]error:[/red] --published {published!r} is not a date YYYY-MM-DD")
+        raise typer.Exit(2) from None
+    try:
+        original = read_file(path, 32 * 1024 * 1024)
+        found = documents(original)  # refuses empty, binary and undecodable files
+        text = decode(original)
+    except BicesError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    if kind_of(original, text) == "text":  # the whole file, so offsets index into it
+        titles = [path.name]
+        results = [extract(text, language=language, published=day).to_json()]
+    else:  # a page or a feed: each article's text as its extractor found it
+        titles = [doc.title for doc in found]
+        results = [
+            extract(doc.text, title=doc.title, language=language or doc.language_hint,
+                    published=day or (doc.published.date() if doc.published else None)).to_json()
+            for doc in found
+        ]  # fmt: skip
+    if as_json:
+        print(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False))
+        return
+    for title, result in zip(titles, results, strict=True):
+        out.print(f"[bold]{title}[/bold]  language {result['language']}, "
+                  f"date {result['date']}")  # fmt: skip
+        for e in result["entities"]:
+            out.print(f"  {e['type']:<9} {e['canonical']}  [dim]({e['text']})[/dim]")
+        for ev in result["events"]:
+            out.print(f"  event {ev['type']} {ev['date'] or ''} {', '.join(ev['participants'])}")
+        for t in result["topics"]:
+            out.print(f"  topic {t['name']}  [dim]({t['reason']})[/dim]")
+
+
 @app.command("demo")
 def demo(
     ctx: typer.Context,
