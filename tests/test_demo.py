@@ -237,6 +237,17 @@ def test_bices_demo_serves(tmp_path: Path) -> None:
             f"{base}/api/v1/search", params={"q": "NATO"}, headers=auth(token), timeout=10
         )
         assert found.status_code == 200, found.text
+        # The worker exploits the sample reports in the background: entities appear.
+        deadline = time.monotonic() + 60
+        while True:
+            entities = httpx.get(f"{base}/api/v1/entities", params={"q": "Korea"},
+                                 headers=auth(token), timeout=10)  # fmt: skip
+            assert entities.status_code == 200, entities.text
+            names = {e["canonical"] for e in entities.json()["items"]}
+            if {"North Korea", "South Korea"} <= names:
+                break
+            assert time.monotonic() < deadline, f"no entities exploited in 60 s: {names}"
+            time.sleep(0.5)
         assert httpx.get(f"{base}/openapi.json", timeout=10).status_code == 200
         assert httpx.get(f"{base}/api/v1/reports", timeout=10).status_code == 401
     finally:

@@ -505,6 +505,10 @@ def demo(
         out.print(
             f'try: curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/search?q=NATO"'
         )
+        out.print(
+            f'     curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/entities?q=Korea"'
+            "   (entities appear as the worker exploits the reports)"
+        )
         if not seed_only:
             _serve(node, host, port)
 
