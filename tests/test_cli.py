@@ -367,3 +367,23 @@ def test_extract_refuses_bad_input_with_a_message(
     result = runner.invoke(app, ["extract", str(source), "--json", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_worker_once_exploits_what_is_pending(data: Path) -> None:
+    usa = add_user(data, "USA", "usa.analyst", "--clearance", "NATO SECRET")
+    node = Node.open(Settings(data=data, exploit=False))
+    try:
+        with TestClient(create_app(node)) as client:
+            label = {"classification": "NATO SECRET", "releasable_to": ["NATO"]}
+            body = report_json(body="North Korea fired a missile near Japan.", label=label)
+            rid = client.post("/api/v1/reports", json=body, headers=auth(usa)).json()["id"]
+            pending = client.get(f"/api/v1/reports/{rid}/entities", headers=auth(usa)).json()
+            assert pending["status"] == "pending"
+            result = ok(data, "worker", "--once", "--nice", "0")
+            assert "exploited 1 report version" in result.stdout
+            done = client.get(f"/api/v1/reports/{rid}/entities", headers=auth(usa)).json()
+            assert done["status"] == "done"
+            assert {"North Korea", "Japan"} <= {e["canonical"] for e in done["entities"]}
+            assert "exploited 0" in ok(data, "worker", "--once", "--nice", "0").stdout
+    finally:
+        node.close()

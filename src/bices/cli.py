@@ -385,29 +385,114 @@ Workers = Annotated[
 ]
 
 
+def _environment(settings: Settings) -> dict[str, str]:
+    """The settings as ``BICES_*`` variables, for processes that open the node themselves."""
+    found = {
+        f"BICES_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None
+    }
+    return {**os.environ, **found}
+
+
+@contextmanager
+def _exploitation(settings: Settings) -> Iterator[None]:
+    """`bices worker` beside the server, at a lower CPU priority, for as long as it serves.
+
+    A process of its own, so extraction never holds the server's interpreter lock: under
+    load, collection keeps its speed and exploitation catches up when the node is quieter.
+    """
+    if not settings.exploit:
+        yield
+        return
+    import signal
+    import subprocess
+    import sys
+
+    def die_with_parent() -> None:  # Linux: the kernel stops the worker if serve dies
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bices", "worker"],
+        env=_environment(settings),
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        yield
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
 def _serve(node: Node, host: str, port: int) -> None:
     import uvicorn
 
     from bices.api import create_app
 
-    uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+    with _exploitation(node.settings):
+        app = create_app(node, exploit_thread=False)
+        uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
     """Several processes on one port; each opens the node itself from ``BICES_*``."""
     import uvicorn
 
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"BICES_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "bices.api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    os.environ.update(_environment(settings))
+    with _exploitation(settings):
+        uvicorn.run(
+            "bices.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="exploit what is pending, then exit")
+    ] = False,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, max=60)] = 0.5,
+    nice: Annotated[int, typer.Option("--nice", min=0, max=19)] = 10,
+) -> None:
+    """Exploit stored reports as they arrive: entities, events, correlations, alerts.
+
+    `bices serve` starts one; run more (on this or other machines sharing the data folder)
+    and they share the work, each version exploited once.
+    """
+    import signal
+    import time
+
+    from bices.pipeline.exploit import CONSUMER, Exploiter
+
+    if nice:
+        os.nice(nice)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with opened(ctx) as node:
+        exploiter = Exploiter(node.store)
+        if once:
+            out.print(f"exploited {exploiter.drain()} report version(s)")
+            return
+        err.print(f"bices worker: exploiting {node.settings.data} ("
+                  f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
+        while not stopping:
+            if exploiter.run_once() == 0:
+                time.sleep(poll)
 
 
 @app.command("serve")

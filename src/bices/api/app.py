@@ -30,13 +30,19 @@ async def _wake_on_reports(node: Node, worker: ExploitWorker) -> None:
         await asyncio.sleep(0.1)
 
 
-def create_app(node: Node, owns_node: bool = False) -> FastAPI:
-    """The API of `node`; with `owns_node`, the app closes the node when it shuts down."""
+def create_app(node: Node, owns_node: bool = False, exploit_thread: bool | None = None) -> FastAPI:
+    """The API of `node`; with `owns_node`, the app closes the node when it shuts down.
+
+    `exploit_thread` (default: the node's `exploit` setting) runs the exploitation worker
+    in a thread of this process, as embedded users and tests of the app want; `bices serve`
+    runs it as a process of its own instead (`bices worker`).
+    """
+    run_worker = node.settings.exploit if exploit_thread is None else exploit_thread
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = waker = None
-        if node.settings.exploit:
+        if run_worker:
             worker = ExploitWorker(Exploiter(node.store))
             worker.start()
             waker = asyncio.create_task(_wake_on_reports(node, worker))
@@ -77,4 +83,4 @@ def create_app(node: Node, owns_node: bool = False) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """For `bices serve --workers N`: each worker process opens its own node from the
     ``BICES_*`` environment that the CLI set before starting them."""
-    return create_app(Node.open(Settings()), owns_node=True)
+    return create_app(Node.open(Settings()), owns_node=True, exploit_thread=False)
