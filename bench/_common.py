@@ -308,13 +308,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(data: Path, timeout: float = 60.0, workers: int = 1) -> Iterator[tuple[str, int]]:
-    """Run `bices --data DATA serve` on a free loopback port; yield its base URL and pid."""
+def served(
+    data: Path, timeout: float = 60.0, workers: int = 1, exploit: bool = True
+) -> Iterator[tuple[str, int]]:
+    """Run `bices --data DATA serve` on a free loopback port; yield its base URL and pid.
+
+    With `exploit` the server starts its exploitation worker process, as deployed."""
     port = free_port()
     log = open(data / "serve.log", "w")  # noqa: SIM115 - closed below
     command = f"bices --data {data} serve --host 127.0.0.1 --port {port} --workers {workers}"
     proc = subprocess.Popen(
         command.split(),
+        env={**os.environ, "BICES_EXPLOIT": "true" if exploit else "false"},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
