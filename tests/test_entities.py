@@ -54,6 +54,8 @@ def test_the_worker_exploits_each_report_and_serves_its_entities(
     assert {("NATO", "ORG"), ("North Korea", "GPE"), ("South Korea", "GPE")} <= found
     assert all(isinstance(e["entity_id"], int) for e in answer["entities"])
     assert answer["language"] == "en"
+    brussels = next(e for e in answer["entities"] if e["canonical"] == "Brussels")
+    assert abs(brussels["lat"] - 50.85) < 0.1 and abs(brussels["lon"] - 4.35) < 0.1
 
 
 def test_entity_pages_count_and_name_only_what_the_user_may_see(
