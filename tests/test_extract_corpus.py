@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 CORPUS = Path(__file__).resolve().parent.parent / "bench" / "corpus" / "extract"
+HELD_OUT = CORPUS.parent / "extract-heldout"
 ENTITY_TYPES = {"PERSON", "ORG", "GPE", "LOC", "UNIT", "EQUIPMENT"}
 EVENT_TYPES = {
     "meeting",
@@ -28,7 +29,9 @@ FIELDS = {"id", "language", "published", "title", "text", "entities", "events", 
 
 
 def documents() -> list[tuple[Path, dict[str, Any]]]:
-    return [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(CORPUS.glob("*.json"))]
+    """Both corpora: the held-out documents must be as well formed as the others."""
+    paths = sorted(CORPUS.glob("*.json")) + sorted(HELD_OUT.glob("*.json"))
+    return [(p, json.loads(p.read_text(encoding="utf-8"))) for p in paths]
 
 
 DOCS = documents()
@@ -98,3 +101,12 @@ def test_document_is_well_formed(path: Path, doc: dict[str, Any]) -> None:
     for event in doc["events"]:
         if event["date"] is not None:
             assert event["date"] in doc["dates"], f"event date {event['date']} not in dates"
+
+
+def test_the_held_out_corpus_is_separate_and_in_both_languages() -> None:
+    held = [doc for path, doc in DOCS if path.parent == HELD_OUT]
+    assert len(held) >= 20
+    assert {doc["language"] for doc in held} == {"en", "id"}
+    assert all(doc["id"].startswith("ho-") for doc in held)
+    dev_texts = {doc["text"] for path, doc in DOCS if path.parent == CORPUS}
+    assert not any(doc["text"] in dev_texts for doc in held)
