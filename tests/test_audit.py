@@ -427,3 +427,20 @@ def test_reads_do_not_write_the_main_file(node: Node, client: TestClient) -> Non
     assert after == before, "a read changed the main database file"
     reads = [e for e in node.store.audit.all_events() if e.action in {"report.read", "search"}]
     assert len(reads) >= 4
+
+
+def test_chained_outbox_rows_are_pruned_from_the_main_file(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bices.store import sqlite_audit
+
+    monkeypatch.setattr(sqlite_audit, "PRUNE_EVERY", 5)
+    for code in ("CAN", "FRA", "DEU", "ITA", "ESP", "NOR", "DNK"):
+        node.coalition.add_member(code, f"Member {code}", MemberKind.NATION, ["NATO"])
+    main = sqlite3.connect(node.settings.data / "bices.db")
+    left = main.execute("SELECT count(*) FROM audit_outbox").fetchone()[0]
+    main.close()
+    assert left < 5  # pruned at least once
+    added = [e.target for e in node.store.audit.all_events() if e.action == "member.add"]
+    assert {"CAN", "FRA", "DEU", "ITA", "ESP", "NOR", "DNK"} <= set(added)
+    assert verify_chain(node.store.audit.all_events())[1] is None

@@ -23,6 +23,9 @@ from bices.store.sqlite_db import Database
 from bices.store.sqlite_labels import label_id, label_key
 from bices.store.visibility import DirectoryState, LabelIndex
 
+# Chained outbox rows are deleted from the main file once this many have accumulated.
+PRUNE_EVERY = 10_000
+
 
 def append_audit(conn: sqlite3.Connection, drafts: Sequence[AuditDraft]) -> None:
     """Record events in the main file's outbox; the caller holds the write transaction."""
@@ -80,6 +83,7 @@ class SqliteAuditLog:
         self._labels = labels
         self._directory_state = directory_state
         self._drained = -1  # the outbox id chained last, as far as this process knows
+        self._pruned = 0  # outbox ids up to this one have been deleted
         self._label_ids: dict[str, int] = {}  # committed labels never change id
         db.after_commit = self.drain
         self.drain()  # what a crash left in the outbox
@@ -110,6 +114,12 @@ class SqliteAuditLog:
             if pending:
                 conn.execute("UPDATE outbox_cursor SET id = ?", (pending[-1]["id"],))
         self._drained = max(self._drained, after, pending[-1]["id"] if pending else after)
+        if self._drained - self._pruned >= PRUNE_EVERY:
+            # Rows already in the chain are dropped from the outbox now and then (a write
+            # to the main file, so not after every drain).
+            self._pruned = self._drained
+            with self._db.write() as main:
+                main.execute("DELETE FROM audit_outbox WHERE id <= ?", (self._pruned,))
 
     def append(self, drafts: Sequence[AuditDraft]) -> None:
         """Events that go with no write of the main file (reads, refusals)."""

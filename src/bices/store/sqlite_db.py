@@ -150,8 +150,10 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)
 
 -- Audit events of writes, committed with the write they record; the audit log moves
 -- them into the chain in `audit.db` right after (and on opening, after a crash).
+-- AUTOINCREMENT: ids are never reused once chained rows are pruned, since the chain's
+-- cursor in audit.db says "every id up to here is chained".
 CREATE TABLE IF NOT EXISTS audit_outbox (
-    id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, member TEXT,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, member TEXT,
     action TEXT NOT NULL, target TEXT, label_id INTEGER, detail TEXT NOT NULL
 );
 """
