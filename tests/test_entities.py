@@ -349,3 +349,28 @@ def test_a_watched_entity_raises_alerts_only_about_reports_the_user_may_see(
     assert client.get("/api/v1/alerts", headers=auth(kor)).json()["items"] == []
     actions = [e.action for e in client.app.state.node.store.audit.all_events()]  # type: ignore[attr-defined]
     assert "watch.add" in actions and "watch.remove" in actions
+
+
+def test_a_result_the_store_refuses_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    node = make_node(tmp_path / "node", exploit=False)
+
+    def sloppy(text: str, title: str, language: str | None, published: object) -> dict[str, Any]:
+        entity = {"text": "X", "type": "GPE", "canonical": "X", "start": 0, "end": 1}
+        if "broken" in text:
+            del entity["canonical"]  # the store cannot key this entity
+        return {"language": "en", "entities": [entity], "events": [], "topics": [],
+                "quantities": []}  # fmt: skip
+
+    try:
+        with TestClient(create_app(node)) as client:
+            usa = Coalition(node).user("USA")
+            ids = [post(client, usa, "R", body, NATO_KOR) for body in ("fine", "broken", "ok")]
+            assert Exploiter(node.store, sloppy).drain() == 3
+            status = [
+                client.get(f"/api/v1/reports/{rid}/entities", headers=auth(usa)).json()["status"]
+                for rid in ids
+            ]
+            assert status == ["done", "failed", "done"]
+            assert node.store.exploits.lag(CONSUMER) == 0
+    finally:
+        node.close()

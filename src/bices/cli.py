@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from bices.settings import Settings
 from bices.share.reading import verify_version
 from bices.store.base import ReportFilter
 
+log = logging.getLogger("bices")
 app = typer.Typer(help="BICES: a coalition intelligence-sharing node.", no_args_is_help=True)
 member_app = typer.Typer(help="Members and accession.", no_args_is_help=True)
 community_app = typer.Typer(help="Communities used in releasability.", no_args_is_help=True)
@@ -465,8 +467,8 @@ def worker(
 ) -> None:
     """Exploit stored reports as they arrive: entities, events, correlations, alerts.
 
-    `bices serve` starts one; run more (on this or other machines sharing the data folder)
-    and they share the work, each version exploited once.
+    `bices serve` starts one; more on the same machine share the work, each version
+    exploited once (SQLite's locks hold on one machine only: not on a network folder).
     """
     import signal
     import time
@@ -490,9 +492,16 @@ def worker(
             return
         err.print(f"bices worker: exploiting {node.settings.data} ("
                   f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
+        backoff = poll
         while not stopping:
-            if exploiter.run_once() == 0:
-                time.sleep(poll)
+            try:
+                done = exploiter.run_once()
+                backoff = poll
+            except Exception:  # e.g. the database busy or full: log, wait, try again
+                log.exception("bices worker: exploitation failed; retrying in %.1f s", backoff)
+                done, backoff = 0, min(backoff * 2, 30.0)
+            if done == 0:
+                time.sleep(backoff)
 
 
 @app.command("serve")

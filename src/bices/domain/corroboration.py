@@ -64,10 +64,13 @@ class Cluster:
 def corroborate(events: list[Reported]) -> list[Cluster]:
     """Clusters of the same event, best corroborated first, then newest."""
     clusters: list[Cluster] = []
+    by_day: dict[tuple[str, str | None], list[Cluster]] = {}  # only these can take an event
     for event in events:
-        home = next((c for c in clusters if c.takes(event)), None)
+        candidates = by_day.setdefault((event.type, event.date), [])
+        home = next((c for c in candidates if c.takes(event)), None)
         if home is None:
             home = Cluster(event.type, event.date)
+            candidates.append(home)
             clusters.append(home)
         home.add(event)
     clusters.sort(key=lambda c: c.date or "", reverse=True)  # newest first, undated last

@@ -11,6 +11,7 @@ most of the time a second worker process could use.
 from __future__ import annotations
 
 import fcntl
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bices.domain.members import BUILTIN_COMMUNITIES
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -127,6 +130,7 @@ CREATE TABLE IF NOT EXISTS lsh_bands (
     band INTEGER NOT NULL, bucket INTEGER NOT NULL, seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lsh_bands_bucket ON lsh_bands (band, bucket);
+CREATE INDEX IF NOT EXISTS lsh_bands_seq ON lsh_bands (seq);
 CREATE TABLE IF NOT EXISTS links (
     seq INTEGER NOT NULL, other INTEGER NOT NULL, kind TEXT NOT NULL, score REAL NOT NULL,
     PRIMARY KEY (seq, other, kind)
@@ -248,7 +252,10 @@ class Database:
                 raise
             conn.execute("COMMIT")
         if self.after_commit is not None:
-            self.after_commit()
+            try:
+                self.after_commit()
+            except Exception:  # the write is committed; what follows it can be redone
+                log.exception("after a committed write to %s", self.path)
 
     def fts_segments(self) -> int:
         """How many segments the full-text index has (each is merged at query time)."""
