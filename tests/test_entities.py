@@ -52,7 +52,8 @@ def test_the_worker_exploits_each_report_and_serves_its_entities(
     assert answer["status"] == "done" and answer["version"] == 1
     found = {(e["canonical"], e["type"]) for e in answer["entities"]}
     assert {("NATO", "ORG"), ("North Korea", "GPE"), ("South Korea", "GPE")} <= found
-    assert all(isinstance(e["entity_id"], int) for e in answer["entities"])
+    ids = {e["entity_id"] for e in answer["entities"]}
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)  # digests of the keys
     assert answer["language"] == "en"
     brussels = next(e for e in answer["entities"] if e["canonical"] == "Brussels")
     assert abs(brussels["lat"] - 50.85) < 0.1 and abs(brussels["lon"] - 4.35) < 0.1
@@ -88,11 +89,12 @@ def test_an_entity_only_hidden_reports_mention_answers_404_like_a_missing_one(
     idle(client)
     entity_id = find(client, usa, q="Estonia")["Estonia"]["id"]
     hidden = client.get(f"/api/v1/entities/{entity_id}", headers=auth(kor))
-    missing = client.get("/api/v1/entities/999999", headers=auth(kor))
+    missing = client.get("/api/v1/entities/0123456789abcdef", headers=auth(kor))
     assert hidden.status_code == missing.status_code == 404
-    assert hidden.json()["detail"].replace(str(entity_id), "N") == missing.json()["detail"].replace(
-        "999999", "N"
+    assert hidden.json()["detail"].replace(entity_id, "N") == missing.json()["detail"].replace(
+        "0123456789abcdef", "N"
     )
+    assert client.get("/api/v1/entities/17", headers=auth(kor)).status_code == 422
 
 
 def test_a_new_version_replaces_the_old_versions_mentions(
@@ -341,6 +343,8 @@ def test_a_watched_entity_raises_alerts_only_about_reports_the_user_may_see(
     alerts = client.get("/api/v1/alerts", headers=auth(kor)).json()["items"]
     assert [(a["report"], a["watch"]) for a in alerts] == [(seen, "north korea")]
     assert client.get("/api/v1/alerts", headers=auth(usa)).json()["items"] == []  # not watching
+    # Numbered per user, and only for reports the user may see: no gap for the hidden one.
+    assert [a["id"] for a in alerts] == [1]
 
     listed = client.get("/api/v1/watchlist", headers=auth(kor)).json()["items"]
     watch_id = listed[0]["id"]

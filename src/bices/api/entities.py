@@ -58,7 +58,7 @@ def find_entities(
 
 @router.get("/entities/{entity_id}")
 def get_entity(
-    entity_id: Annotated[int, Path(ge=1, le=2**62)],
+    entity_id: Annotated[str, Path(pattern="^[0-9a-f]{16}$", description="an entity's id")],
     viewer: CurrentViewer,
     node: NodeDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

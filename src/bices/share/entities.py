@@ -49,7 +49,7 @@ class EntityReader:
         )  # fmt: skip
         return found
 
-    def entity(self, viewer: Viewer, entity_id: int, limit: int) -> EntityView:
+    def entity(self, viewer: Viewer, entity_id: str, limit: int) -> EntityView:
         view = self.store.exploits.entity(viewer, entity_id, limit)
         if view is None:
             raise NotFound(f"entity {entity_id} not found")

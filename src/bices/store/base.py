@@ -128,7 +128,7 @@ class EntitySummary:
     """A canonical entity as one viewer sees it: `reports` counts the current versions
     visible to that viewer that mention it."""
 
-    id: int
+    id: str  # the public id: a digest of the key
     key: str
     type: str
     canonical: str
@@ -278,7 +278,7 @@ class Exploits(Protocol):
     def entities(
         self, viewer: Viewer, q: str | None, type_: str | None, limit: int
     ) -> list[EntitySummary]: ...
-    def entity(self, viewer: Viewer, entity_id: int, limit: int) -> EntityView | None: ...
+    def entity(self, viewer: Viewer, entity_id: str, limit: int) -> EntityView | None: ...
     def events(
         self, viewer: Viewer, since: datetime | None, until: datetime | None, limit: int
     ) -> list[Reported]:

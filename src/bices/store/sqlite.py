@@ -24,7 +24,7 @@ class SqliteStore:
         self.audit = SqliteAuditLog(
             self.db, self.audit_db, self.reports.labels, self.coalition.directory_state
         )
-        self.exploits = SqliteExploits(self.db, self.reports)
+        self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
 
     def _move_legacy_audit(self) -> None:
         """Data folders of the first release kept the chain in the main file: move it."""

@@ -40,7 +40,7 @@ def _member(row: sqlite3.Row) -> Member:
     )
 
 
-def _user(row: sqlite3.Row) -> UserRecord:
+def user_of(row: sqlite3.Row) -> UserRecord:
     return UserRecord(
         id=row["id"],
         member=row["member"],
@@ -335,11 +335,11 @@ class SqliteCoalition:
             )
             append_audit(conn, [audit])
             row = conn.execute("SELECT * FROM users WHERE id = ?", (cursor.lastrowid,)).fetchone()
-        return _user(row)
+        return user_of(row)
 
     def get_user(self, name: str) -> UserRecord | None:
         row = self._db.reader().execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _user(row)
+        return None if row is None else user_of(row)
 
     def list_users(self, member: str | None = None) -> list[UserRecord]:
         conn = self._db.reader()
@@ -349,7 +349,7 @@ class SqliteCoalition:
             rows = conn.execute(
                 "SELECT * FROM users WHERE member = ? ORDER BY id", (member,)
             ).fetchall()
-        return [_user(row) for row in rows]
+        return [user_of(row) for row in rows]
 
     def add_token(
         self, user_id: int, token_hash: str, expires_at: datetime | None, audit: AuditDraft
@@ -394,7 +394,7 @@ class SqliteCoalition:
             return None
         if row["expires_at"] is not None and row["expires_at"] <= now.timestamp():
             return None
-        user = _user(row)
+        user = user_of(row)
         return Viewer(
             user_id=user.id,
             name=user.name,

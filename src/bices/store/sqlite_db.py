@@ -109,8 +109,11 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS extractions (
     seq INTEGER PRIMARY KEY, result TEXT NOT NULL, at TEXT NOT NULL
 );
+-- `public_id` (from the key alone) is what the API shows: the internal id follows the
+-- order of first mention, hidden reports included, so it would tell of them.
 CREATE TABLE IF NOT EXISTS entities (
-    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, canonical TEXT NOT NULL
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, public_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL, canonical TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS mentions (
     seq INTEGER NOT NULL, entity_id INTEGER NOT NULL REFERENCES entities(id),
@@ -138,17 +141,19 @@ CREATE TABLE IF NOT EXISTS links (
 -- Watch lists: a user watches entities by canonical name; the worker raises an alert
 -- when a version mentions one. Alerts are read through `current_reports` and the
 -- user's visible labels, so an alert about a report the user may not see stays unseen.
+-- Watches and alerts are numbered per user (`n`), and an alert is raised only if the
+-- user may see the report then, so no number tells of anyone else's or of hidden reports.
 CREATE TABLE IF NOT EXISTS watches (
-    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
-    name TEXT NOT NULL COLLATE NOCASE, created_at TEXT NOT NULL, UNIQUE (user_id, name)
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), n INTEGER NOT NULL,
+    name TEXT NOT NULL COLLATE NOCASE, created_at TEXT NOT NULL,
+    UNIQUE (user_id, name), UNIQUE (user_id, n)
 );
 CREATE INDEX IF NOT EXISTS watches_name ON watches (name);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, watch_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL, entity_id INTEGER NOT NULL, at TEXT NOT NULL,
-    UNIQUE (watch_id, seq)
+    n INTEGER NOT NULL, seq INTEGER NOT NULL, entity_id INTEGER NOT NULL, at TEXT NOT NULL,
+    UNIQUE (watch_id, seq), UNIQUE (user_id, n)
 );
-CREATE INDEX IF NOT EXISTS alerts_user ON alerts (user_id, id);
 -- How far each consumer of the `events` outbox has got.
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 
