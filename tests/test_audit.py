@@ -444,3 +444,65 @@ def test_chained_outbox_rows_are_pruned_from_the_main_file(
     added = [e.target for e in node.store.audit.all_events() if e.action == "member.add"]
     assert {"CAN", "FRA", "DEU", "ITA", "ESP", "NOR", "DNK"} <= set(added)
     assert verify_chain(node.store.audit.all_events())[1] is None
+
+
+def test_a_main_file_older_than_the_chain_is_noticed_and_new_events_still_chained(
+    tmp_path: Path,
+) -> None:
+    """bices.db restored from an older copy than audit.db: its outbox would hand out ids
+    the chain already took, and their events would be skipped without the resync."""
+    import shutil
+
+    folder = tmp_path / "node"
+    node = make_node(folder)
+    node.close()
+    for name in ("bices.db", "bices.db-wal", "bices.db-shm"):
+        if (folder / name).exists():
+            shutil.copy(folder / name, tmp_path / name)  # last night's backup of the main file
+    node = Node.open(Settings(data=folder))
+    for code in ("CAN", "FRA"):
+        node.coalition.add_member(code, f"Member {code}", MemberKind.NATION, ["NATO"])
+    node.close()
+    for name in ("bices.db", "bices.db-wal", "bices.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+        if (tmp_path / name).exists():
+            shutil.copy(tmp_path / name, folder / name)  # restored; audit.db kept
+    node = Node.open(Settings(data=folder))
+    try:
+        node.coalition.add_member("DEU", "Member DEU", MemberKind.NATION, ["NATO"])
+        events = list(node.store.audit.all_events())
+        assert [e.action for e in events if e.action == "audit.resync"] == ["audit.resync"]
+        assert "DEU" in [e.target for e in events if e.action == "member.add"]
+        assert verify_chain(node.store.audit.all_events())[1] is None
+    finally:
+        node.close()
+
+
+def test_a_first_release_folder_with_the_chain_in_the_main_file_is_moved(tmp_path: Path) -> None:
+    folder = tmp_path / "node"
+    make_node(folder).close()
+    chain = sqlite3.connect(folder / "audit.db")
+    rows = chain.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+    chain.close()
+    for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+    main = sqlite3.connect(folder / "bices.db")  # as the first release kept it
+    main.execute(
+        "CREATE TABLE audit (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, "
+        "member TEXT, action TEXT NOT NULL, target TEXT, label_id INTEGER, detail TEXT NOT NULL, "
+        "prev TEXT NOT NULL, hash TEXT NOT NULL)"
+    )
+    main.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    main.execute("DROP TABLE audit_outbox")  # which the first release did not have
+    main.commit()
+    main.close()
+    node = Node.open(Settings(data=folder))
+    try:
+        moved = list(node.store.audit.all_events())
+        assert [e.hash for e in moved] == [r[-1] for r in rows]
+        assert verify_chain(node.store.audit.all_events())[1] is None
+        main = sqlite3.connect(folder / "bices.db")
+        assert main.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit'").fetchone() is None
+        main.close()
+    finally:
+        node.close()

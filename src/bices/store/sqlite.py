@@ -27,18 +27,21 @@ class SqliteStore:
         self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
 
     def _move_legacy_audit(self) -> None:
-        """Data folders of the first release kept the chain in the main file: move it."""
-        reader = self.db.reader()
-        if reader.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit'").fetchone() is None:
-            return
-        rows = reader.execute("SELECT * FROM audit ORDER BY seq").fetchall()
-        with self.audit_db.write() as conn:
-            if conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0:
-                conn.executemany(
-                    "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", map(tuple, rows)
-                )
-        with self.db.write() as conn:
-            conn.execute("DROP TABLE audit")
+        """Data folders of the first release kept the chain in the main file: move it, and
+        drop the old table only once its events are in audit.db."""
+        with self.db.write() as main:  # one process at a time does this
+            if main.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit'").fetchone() is None:
+                return
+            rows = main.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+            with self.audit_db.write() as conn:
+                if conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 0:
+                    conn.executemany(
+                        "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        map(tuple, rows),
+                    )
+                moved = {r[0] for r in conn.execute("SELECT seq, hash FROM audit")}
+            if all(row["seq"] in moved for row in rows):
+                main.execute("DROP TABLE IF EXISTS audit")
 
     def optimize(self) -> str:
         """Merge the full-text index into one segment and refresh the planner's statistics.

@@ -10,6 +10,7 @@ Every append drains first, so the chain follows the order in which things happen
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -22,6 +23,8 @@ from bices.domain.users import Viewer
 from bices.store.sqlite_db import Database
 from bices.store.sqlite_labels import label_id, label_key
 from bices.store.visibility import DirectoryState, LabelIndex
+
+log = logging.getLogger(__name__)
 
 # Chained outbox rows are deleted from the main file once this many have accumulated.
 PRUNE_EVERY = 10_000
@@ -86,7 +89,34 @@ class SqliteAuditLog:
         self._pruned = 0  # outbox ids up to this one have been deleted
         self._label_ids: dict[str, int] = {}  # committed labels never change id
         db.after_commit = self.drain
+        self._resync()
         self.drain()  # what a crash left in the outbox
+
+    def _resync(self) -> None:
+        """If the chain has taken outbox ids the main file never handed out (the main file
+        restored from an older copy than audit.db, or its last commits lost to a power cut),
+        new events would reuse those ids and be skipped. Say so in the chain, and go on from
+        the main file's own count."""
+        row = (
+            self._db.reader()
+            .execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox'")
+            .fetchone()
+        )
+        handed_out = 0 if row is None else int(row[0])
+        with self._chain.write() as conn:
+            chained = conn.execute("SELECT id FROM outbox_cursor").fetchone()[0]
+            if chained <= handed_out:
+                return
+            log.error(
+                "audit.db has chained outbox events up to %s but bices.db handed out only %s: "
+                "the two files are from different moments",
+                chained,
+                handed_out,
+            )
+            detail = {"chained_up_to": chained, "main_file_up_to": handed_out}
+            gap = AuditDraft("node", None, "audit.resync", detail=detail)
+            _chain(conn, [(datetime.now(UTC), gap)])
+            conn.execute("UPDATE outbox_cursor SET id = ?", (handed_out,))
 
     def drain(self, also: Sequence[AuditDraft] = ()) -> None:
         """Chain the outbox rows not yet chained, then `also` (already label-resolved)."""
