@@ -55,7 +55,7 @@ def create_app(node: Node, owns_node: bool = False, exploit_thread: bool | None 
                 with contextlib.suppress(asyncio.CancelledError):
                     await waker
             if worker is not None:
-                worker.stop()
+                await asyncio.to_thread(worker.stop)  # waits for a save in progress
             if owns_node:
                 node.close()
 

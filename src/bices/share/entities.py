@@ -94,7 +94,8 @@ class EntityReader:
     # -- watch lists -------------------------------------------------------------------
 
     def watch(self, viewer: Viewer, name: str) -> Watch:
-        """Watch an entity by canonical name; reports stored from now on raise alerts."""
+        """Watch an entity by canonical name; reports exploited from now on raise alerts
+        (a worker catching up may raise them for reports stored shortly before)."""
         name = " ".join(name.split())
         if not name:
             raise InvalidInput("name must not be empty")
