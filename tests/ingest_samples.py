@@ -153,3 +153,29 @@ where the allies and their partners will work together.</summary>
 </entry>
 </feed>
 """
+
+# Plain-text field reports: short "X: ..." lines are their content, not a site's bylines and
+# menus, and must come through whole.
+SALUTE_EN = """SALUTE REPORT 0412
+S: Two companies of infantry, about 200 personnel
+A: Moving south along Route 5
+L: 38.12N 127.20E
+U: Green uniforms, no unit insignia seen
+T: 250630ZNOV26
+E: Four BMP-2, two ZU-23-2 on trucks
+Remarks: Observed from OP North for 20 minutes. Reporter: Sgt Kim
+Topics: armour, air defence
+Photo: attached, IMG_0042
+Home | Route 5 | Checkpoint 3
+"""
+
+LAPORAN_ID = """LAPORAN KHUSUS 17/XI/2026
+Laporan: Pergerakan kapal tak dikenal di perairan Natuna
+Waktu: 24 November 2026 pukul 21.40 WIB
+Tempat: 3 NM utara Pulau Laut
+Kekuatan: Dua kapal patroli, satu kapal logistik
+Kegiatan: Berlayar ke arah barat daya dengan kecepatan 12 knot
+Sumber: Pos pengamatan TNI AL
+Topik: maritim
+Pelapor: Lettu Laut (P) Andi
+"""

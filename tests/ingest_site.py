@@ -15,22 +15,28 @@ class Page:
     content_type: str = "text/html; charset=utf-8"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    dribble_s: float = 0.0  # send the body a byte at a time, this long apart
 
 
 @dataclass
 class Site:
     base_url: str
     requests: list[str]
+    request_headers: list[dict[str, str]] = field(default_factory=list)
 
 
 @contextmanager
-def serve(pages: dict[str, Page]) -> Iterator[Site]:
-    """Serve `pages` by path on a free loopback port until the block ends."""
+def serve(pages: dict[str, Page], host: str = "127.0.0.1") -> Iterator[Site]:
+    """Serve `pages` by path on a free port of `host` (a loopback address) until the block
+    ends."""
     requests: list[str] = []
+    request_headers: list[dict[str, str]] = []
+    closing = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             requests.append(self.path)
+            request_headers.append(dict(self.headers.items()))
             page = pages.get(self.path)
             if page is None:
                 self.send_error(404, "Not Found")
@@ -41,17 +47,28 @@ def serve(pages: dict[str, Page]) -> Iterator[Site]:
             for name, value in page.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(page.body)
+            if not page.dribble_s:
+                self.wfile.write(page.body)
+                return
+            try:
+                for index in range(len(page.body)):
+                    if closing.wait(page.dribble_s):  # a slow server, not synchronisation
+                        return
+                    self.wfile.write(page.body[index : index + 1])
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # keep the test output quiet
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Site(f"http://127.0.0.1:{server.server_address[1]}", requests)
+        yield Site(f"http://{host}:{server.server_address[1]}", requests, request_headers)
     finally:
+        closing.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)

@@ -64,7 +64,9 @@ def test_plain_text_becomes_an_osint_report(client: TestClient, node: Node, toke
     assert report["source"] == {"name": "launch.txt", "reliability": "F", "credibility": 6,
                                 "grading": "F6"}  # fmt: skip
     assert report["author"] == "usa.collector"
-    assert "Read more" not in report["body"]
+    assert report["body"].endswith(
+        "Read more: Earlier launches this year\nPhoto: Coastal Guard handout"
+    )
     [attachment] = report["attachments"]
     assert attachment["media_type"] == "text/plain"
     assert attachment["sha256"] == hashlib.sha256(samples.TEXT_EN.encode()).hexdigest()
@@ -149,9 +151,19 @@ def test_another_member_sees_it_only_where_releasable(
         (samples.TEXT_EN, "text/plain", {"releasable_to": ["KOR"]}, 403, "USA"),
         (samples.TEXT_EN, "text/plain", {"credibility": 7}, 422, "credibility"),
         (samples.TEXT_EN, "text/plain", {"reliability": "G"}, 422, "reliability"),
+        ("Caf\u00e9 di Seoul".encode("latin-1"), "text/plain; charset=undefined", {}, 422,
+         "charset 'undefined' is not a character encoding"),
+        ("Caf\u00e9 di Seoul".encode("latin-1"), "text/plain; charset=idna", {}, 422,
+         "charset 'idna' is not a character encoding"),
+        (b'<html><head><meta charset="punycode"></head><body><p>Caf\xe9</p></body></html>',
+         "text/html", {}, 422, "charset 'punycode' is not a character encoding"),
+        (b'<?xml version="1.0" encoding="undefined"?><rss version="2.0"><channel><item>'
+         b"<title>Caf\xe9</title></item></channel></rss>", "application/rss+xml", {}, 422,
+         "charset 'undefined' is not a character encoding"),
     ],
     ids=["empty", "pdf", "binary", "not-a-feed", "pdf-type", "no-type", "classification",
-         "not-releasable-to-own-member", "credibility", "reliability"],
+         "not-releasable-to-own-member", "credibility", "reliability", "charset-undefined",
+         "charset-idna", "meta-charset-punycode", "xml-encoding-undefined"],
 )  # fmt: skip
 def test_bad_upload_is_refused_and_nothing_is_stored(
     client: TestClient,
@@ -221,7 +233,7 @@ def test_feed_over_the_batch_limit_is_413_and_nothing_stored(
     before = stored(node)
     response = post(client, token, samples.RSS, "application/rss+xml")
     assert response.status_code == 413
-    assert "3 articles is over the batch limit of 2" in response.json()["detail"]
+    assert "more than 2 articles, over the batch limit of 2 reports" in response.json()["detail"]
     assert stored(node) == before
 
 
@@ -250,3 +262,19 @@ def test_upload_is_in_the_openapi_document(client: TestClient) -> None:
     }  # fmt: skip
     names = {p["name"] for p in operation["parameters"]}
     assert {"classification", "releasable_to", "caveat", "reliability", "credibility"} <= names
+
+
+def test_a_field_report_is_stored_whole(client: TestClient, token: str) -> None:
+    response = post(client, token, samples.SALUTE_EN, "text/plain", name="salute.txt")
+    assert response.status_code == 201, response.text
+    [report_id] = response.json()["ids"]
+    report = client.get(f"/api/v1/reports/{report_id}", headers=auth(token)).json()
+    assert report["body"].split("\n") == samples.SALUTE_EN.strip().split("\n")[1:]
+
+
+@pytest.mark.timeout(10)
+def test_a_line_made_to_backtrack_is_answered_quickly(client: TestClient, token: str) -> None:
+    hostile = ("word word word | " * 15) + "y" * 40  # 295 characters: a line rule reads it
+    page = f"<html><body><article><p>{hostile}</p></article></body></html>"
+    response = post(client, token, page, "text/html")
+    assert response.status_code == 201, response.text

@@ -3,6 +3,7 @@ nothing, a file's articles kept together, a failed chunk reported file by file."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from bices.domain.errors import Conflict, Forbidden, InvalidInput
 from bices.domain.reports import LabelDraft, ReportDraft, ReportVersion
 from bices.domain.users import Viewer
 from bices.node import Node
+from bices.pipeline import ingest as ingest_module
+from bices.pipeline.formats import Document
 from bices.pipeline.ingest import Ingester, IngestTerms
 from bices.pipeline.sources import Original, Refusal
 from tests import ingest_samples as samples
@@ -143,3 +146,52 @@ def test_a_reader_without_a_writing_role_is_refused(tmp_path: Path) -> None:
         assert versions(node) == 0
     finally:
         node.close()
+
+
+def test_a_feed_over_the_batch_limit_is_refused_whole(small: tuple[Node, Viewer]) -> None:
+    """Split across chunks, a feed could be stored in part when a later chunk failed."""
+    node, viewer = small
+    collector = CountingCollector(node, fail_on=2)
+    rss = Original("berita.rss", "berita.rss", samples.RSS.encode())  # three entries
+    result = ingester(collector).ingest(viewer, [text("a.txt", 1), rss, text("b.txt", 2)], TERMS)
+    assert [r.location for r in result.refused] == ["berita.rss"]
+    assert "over the batch limit of 2 reports" in result.refused[0].reason
+    assert collector.batches == [2]  # a.txt and b.txt; nothing of the feed was submitted
+    assert versions(node) == 2
+
+
+def test_a_feed_whose_copies_exceed_the_byte_budget_is_refused_whole(
+    small: tuple[Node, Viewer],
+) -> None:
+    node, viewer = small
+    collector = CountingCollector(node)
+    atom = Original("news.atom", "news.atom", samples.ATOM.encode())  # two entries
+    result = ingester(collector, chunk_bytes=len(atom.data) + 10).ingest(viewer, [atom], TERMS)
+    assert [r.location for r in result.refused] == ["news.atom"]
+    assert "split the feed" in result.refused[0].reason
+    assert collector.batches == [] and versions(node) == 0
+
+
+def test_an_unexpected_error_on_one_input_refuses_it_and_the_others_are_stored(
+    small: tuple[Node, Viewer], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    node, viewer = small
+    real = ingest_module.documents
+
+    def failing(original: Original, max_documents: int | None = None) -> list[Document]:
+        if original.name == "bad.txt":
+            raise UnicodeError("label empty or too long")
+        return real(original, max_documents)
+
+    monkeypatch.setattr(ingest_module, "documents", failing)
+    collector = CountingCollector(node)
+    inputs = [text("a.txt", 1), text("bad.txt", 2), text("c.txt", 3)]
+    with caplog.at_level(logging.ERROR, logger="bices.pipeline.ingest"):
+        result = ingester(collector).ingest(viewer, inputs, TERMS)
+    assert [(r.location, r.reason) for r in result.refused] == [
+        ("bad.txt", "not read: unexpected UnicodeError: label empty or too long")
+    ]
+    assert sorted(s.original for s in result.stored) == ["a.txt", "c.txt"]
+    assert versions(node) == 2
+    [record] = [r for r in caplog.records if "bad.txt" in r.getMessage()]
+    assert record.exc_info is not None  # logged with its traceback

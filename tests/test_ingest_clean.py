@@ -175,3 +175,77 @@ def test_every_pattern_in_the_table_says_why() -> None:
         assert group
         for pattern in group:
             assert pattern.why.strip()
+
+
+# -- no line can make a pattern backtrack for long ----------------------------------------
+
+
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize("separator", ["|", ">", "•", "·", "›", "»"])
+@pytest.mark.parametrize("items", [11, 12, 15, 30])
+def test_a_menu_like_line_that_is_no_menu_is_read_quickly(separator: str, items: int) -> None:
+    """Short items between separators, then one too long for a menu: the menu and breadcrumb
+    rules once backtracked exponentially on such lines (12 items took half a minute)."""
+    line = f"word word word {separator} " * items + "y" * 40
+    result = clean(line)
+    assert result.text == line
+    assert result.dropped == ()
+
+
+def _hostile_lines() -> list[str]:
+    """Lines built to make overlapping quantifiers backtrack: runs of the words, separators
+    and characters the patterns are made of, ending in a character that fails the match."""
+    atoms = ["word ", "a", "x", " ", "-", "#a ", "#a-", "share ", "facebook ", "1 ", "©",
+             "foto:", "(foto: ", "more from ", ".", "…", "> ", "home ", "http://a.b/ "]  # fmt: skip
+    separators = ["", " ", "|", "•", "·", "›", "»", ">", "/", ",", ":", "-"]
+    lines = []
+    for atom in atoms:
+        for separator in separators:
+            for tail in ("y" * 40, "!", ")"):
+                unit = atom + separator
+                lines.append((unit * (280 // len(unit)))[:280] + tail)
+    return lines
+
+
+@pytest.mark.timeout(20)
+def test_no_pattern_backtracks_on_hostile_lines() -> None:
+    table = patterns()
+    lines = _hostile_lines()
+    for line in lines:
+        for group in (table.line, table.list_heading):
+            for pattern in group:
+                pattern.regex.fullmatch(line)
+        for group in (table.contains, table.inline):
+            for pattern in group:
+                pattern.regex.search(line)
+    clean("\n".join(lines))
+
+
+def test_the_menu_and_breadcrumb_rules_still_match_menus_and_breadcrumbs() -> None:
+    for line in ("Home | News | Sport", "Tentang Kami | Redaksi | Pedoman Media Siber | Kontak",
+                 "Beranda › Internasional", "Home > World > Asia-Pacific",
+                 "News » Asia » Korea » Seoul"):  # fmt: skip
+        assert clean(f"Seoul menyambut delegasi NATO pada hari Selasa.\n{line}").dropped, line
+    sentence = "Seoul | The ministry said on Tuesday that the delegation would arrive by air."
+    assert clean(sentence).text == sentence  # the last part is too long for a menu item
+
+
+def test_line_rules_skip_very_long_lines() -> None:
+    line = "Tags: " + "NATO, Korea Selatan, siber, " * 20  # over max_line_chars: prose
+    assert len(line) > patterns().max_line_chars
+    assert clean(line).text == line.strip()
+
+
+# -- plain text -------------------------------------------------------------------------------
+
+
+def test_plain_text_keeps_every_line_but_exact_boilerplate() -> None:
+    text = (
+        "S: Two companies of infantry\nA: Moving south along Route 5\nL: 38.12N 127.20E\n"
+        "Laporan: Dua kapal patroli\nTopics: armour\nEditor: Capt Lee\nHome | Route 5\n"
+        "Read more: annex A\nLoading...\nADVERTISEMENT\nNil\nNil\n"
+    )
+    result = clean(text, web=False)
+    assert result.text.split("\n") == [*text.split("\n")[:8], "Nil", "Nil"]
+    assert [why for _, why in result.dropped] == ["loading indicator", "advertisement marker"]
+    assert clean(text).text == ""  # the same lines in a web page go

@@ -3,7 +3,10 @@ refused, and nothing of it is stored."""
 
 from __future__ import annotations
 
+import gzip
+import ipaddress
 import json
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from bices.cli import app
 from bices.node import Node
+from bices.pipeline import sources
 from bices.settings import Settings
 from tests import ingest_samples as samples
 from tests.conftest import Coalition, make_node
@@ -20,6 +24,7 @@ from tests.ingest_site import Page, serve
 
 runner = CliRunner()
 LABEL = ("--classification", "NATO UNCLASSIFIED", "--rel", "NATO", "--rel", "KOR")
+LOCAL = "--allow-private"  # the test sites are on loopback addresses
 
 
 @pytest.fixture
@@ -167,7 +172,7 @@ def test_one_bad_file_among_good_ones_is_reported_and_the_good_ones_stored(
         ("empty.txt", b"", "the file is empty"),
         ("scan.pdf", b"%PDF-1.5\n%\xb5\xed\xae\xfb\n", "PDF text extraction is not supported"),
         ("feed.rss", samples.HTML_ID.encode(), "not an RSS or Atom feed"),
-        ("menu.txt", b"Beranda | Berita | Kontak\nLoading...\n", "no text left"),
+        ("ads.txt", b"Loading...\nADVERTISEMENT\n", "no text left"),
     ],
     ids=["binary", "empty", "pdf", "not-a-feed", "only-boilerplate"],
 )
@@ -214,10 +219,23 @@ def test_a_big_folder_goes_in_chunks_of_the_batch_limit(data: Path, tmp_path: Pa
     folder = tmp_path / "chunks"
     for index in range(5):
         write(folder, f"{index}.txt", f"Laporan nomor {index}\n\nKapal ke-{index} tiba di Busan.")
-    write(folder, "z.rss", samples.RSS)  # three entries: more than one chunk holds
     summary = ingest_json(data, folder, env={"BICES_MAX_BATCH": "2"})
-    assert len(summary["stored"]) == 8
-    assert len(reports(data)) == 8
+    assert len(summary["stored"]) == 5
+    assert len(reports(data)) == 5
+
+
+def test_a_feed_over_the_batch_limit_is_refused_whole_not_stored_in_part(
+    data: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "feeds"
+    write(folder, "a.txt", samples.TEXT_EN)
+    write(folder, "z.rss", samples.RSS)  # three entries: more than one chunk holds
+    result = ingest(data, folder, env={"BICES_MAX_BATCH": "2"})
+    assert result.exit_code == 1, result.output
+    assert "stored 1 report(s) from 1 of 2 input(s)" in result.stdout
+    assert "over the batch limit of 2 reports" in result.stderr
+    assert [r["title"] for r in reports(data)] == ["Launch reported off the east coast"]
+    assert blob_count(data) == 1  # nothing of the feed
 
 
 def test_missing_path_user_or_label_exits_2_before_anything_is_read(
@@ -244,7 +262,7 @@ def test_missing_path_user_or_label_exits_2_before_anything_is_read(
 def test_an_html_page_by_url(data: Path) -> None:
     pages = {"/berita/korsel-nato.html": Page(samples.HTML_ID.encode())}
     with serve(pages) as site:
-        summary = ingest_json(data, f"{site.base_url}/berita/korsel-nato.html")
+        summary = ingest_json(data, f"{site.base_url}/berita/korsel-nato.html", LOCAL)
         assert site.requests == ["/berita/korsel-nato.html"]
     [report] = reports(data)
     assert report["title"] == "Korea Selatan dan NATO perkuat kerja sama pertahanan siber"
@@ -258,7 +276,7 @@ def test_an_html_page_by_url(data: Path) -> None:
 def test_a_feed_by_url_gives_a_report_per_entry(data: Path) -> None:
     pages = {"/rss": Page(samples.RSS.encode(), "application/rss+xml; charset=utf-8")}
     with serve(pages) as site:
-        summary = ingest_json(data, f"{site.base_url}/rss")
+        summary = ingest_json(data, f"{site.base_url}/rss", LOCAL)
     assert len(summary["stored"]) == 3
     assert {r["source"]["name"] for r in reports(data)} == {"pertahanan.example"}
 
@@ -269,7 +287,7 @@ def test_a_redirect_is_followed(data: Path) -> None:
         "/new.txt": Page(samples.TEXT_EN.encode(), "text/plain"),
     }
     with serve(pages) as site:
-        ingest_json(data, f"{site.base_url}/old")
+        ingest_json(data, f"{site.base_url}/old", LOCAL)
     assert reports(data)[0]["attachments"][0]["name"] == "new.txt"
 
 
@@ -289,7 +307,9 @@ def test_a_bad_url_exits_2_and_stores_nothing(
 ) -> None:
     pages = {} if page is None else {path: page}
     with serve(pages) as site:
-        result = ingest(data, f"{site.base_url}{path}", env={"BICES_MAX_ATTACHMENT_BYTES": "5000"})
+        result = ingest(
+            data, f"{site.base_url}{path}", LOCAL, env={"BICES_MAX_ATTACHMENT_BYTES": "5000"}
+        )
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert reports(data) == []
@@ -298,7 +318,7 @@ def test_a_bad_url_exits_2_and_stores_nothing(
 def test_an_unreachable_url_exits_2(data: Path) -> None:
     with serve({}) as site:
         base = site.base_url
-    result = ingest(data, f"{base}/gone", "--timeout", "2")  # the server has stopped
+    result = ingest(data, f"{base}/gone", "--timeout", "2", LOCAL)  # the server has stopped
     assert result.exit_code == 2
     assert "cannot be fetched" in result.stderr
 
@@ -307,3 +327,112 @@ def test_only_http_urls_are_fetched(data: Path) -> None:
     result = ingest(data, "ftp://127.0.0.1/file.txt")
     assert result.exit_code == 2
     assert "only http:// and https:// URLs can be fetched" in result.stderr
+
+
+# -- what a URL may reach, and for how long ------------------------------------------------------
+
+
+def test_a_loopback_url_is_refused_without_allow_private(data: Path) -> None:
+    with serve({"/secret": Page(b"internal only", "text/plain")}) as site:
+        result = ingest(data, f"{site.base_url}/secret")
+        assert site.requests == []  # refused before anything was sent
+    assert result.exit_code == 2, result.output
+    assert "127.0.0.1, a loopback address" in result.stderr
+    assert "--allow-private" in result.stderr
+    assert reports(data) == []
+
+
+def test_a_redirect_to_a_loopback_address_is_refused(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A public feed (here 127.0.0.2, taken as public) redirecting to cloud metadata or a
+    service on the node's own host (here 127.0.0.1) is not followed."""
+    real = sources.address_kind
+    monkeypatch.setattr(
+        sources, "address_kind", lambda a: None if str(a) == "127.0.0.2" else real(a)
+    )
+    with serve({"/secret": Page(b"internal only", "text/plain")}) as inside:
+        moved = Page(b"", status=302, headers={"Location": f"{inside.base_url}/secret"})
+        with serve({"/feed": moved}, host="127.0.0.2") as outside:
+            result = ingest(data, f"{outside.base_url}/feed")
+            assert outside.requests == ["/feed"]
+        assert inside.requests == []
+    assert result.exit_code == 2, result.output
+    assert f"redirected to {inside.base_url}/secret" in result.stderr
+    assert "a loopback address" in result.stderr
+    assert reports(data) == []
+
+
+def test_the_request_goes_to_the_address_checked_under_the_host_name(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """feed.example resolves (here) to 127.0.0.2, taken as public, then to 127.0.0.1: the
+    request goes to the address that was checked, whatever a second lookup would say (DNS
+    rebinding), with the host name in the Host header."""
+    real = sources.address_kind
+    monkeypatch.setattr(
+        sources, "address_kind", lambda a: None if str(a) == "127.0.0.2" else real(a)
+    )
+    lookups: list[str] = []
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "feed.example":
+            return real_lookup(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.2" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    page = Page(samples.TEXT_EN.encode(), "text/plain")
+    with serve({"/a.txt": page}, "127.0.0.2") as site:
+        port = site.base_url.rsplit(":", 1)[1]
+        ingest_json(data, f"http://feed.example:{port}/a.txt")
+        assert site.request_headers[0]["Host"] == f"feed.example:{port}"
+    assert lookups == ["feed.example"]  # looked up once, by the check; never again
+    [report] = reports(data)
+    assert report["source"]["name"] == "feed.example"
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "non-public"),
+        ("93.184.215.14", None),
+        ("2606:4700::1111", None),
+    ],
+)
+def test_address_kinds(address: str, kind: str | None) -> None:
+    assert sources.address_kind(ipaddress.ip_address(address)) == kind
+
+
+@pytest.mark.timeout(30)
+def test_the_timeout_bounds_the_whole_fetch(data: Path) -> None:
+    """A server that sends a byte just before each socket timeout is cut off at --timeout."""
+    slow = Page(samples.TEXT_EN.encode(), "text/plain", dribble_s=0.3)
+    with serve({"/slow.txt": slow}) as site:
+        result = ingest(data, f"{site.base_url}/slow.txt", "--timeout", "1", LOCAL)
+    assert result.exit_code == 2, result.output
+    assert "no complete answer within 1 s" in result.stderr
+    assert reports(data) == []
+
+
+def test_a_compressed_body_is_refused_not_inflated(data: Path) -> None:
+    packed = gzip.compress(b"Kapal tiba di Busan pada hari Senin. " * 2000)  # 74 kB of text
+    page = Page(packed, "text/plain", headers={"Content-Encoding": "gzip"})
+    with serve({"/a.txt": page}) as site:
+        result = ingest(data, f"{site.base_url}/a.txt", LOCAL)
+        assert site.request_headers[0]["Accept-Encoding"] == "identity"
+    assert result.exit_code == 2, result.output
+    assert "gzip-encoded body, which was not asked for" in result.stderr
+    assert reports(data) == []

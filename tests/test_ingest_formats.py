@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bices.domain.errors import InvalidInput
-from bices.pipeline import ingest
+from bices.domain.errors import InvalidInput, TooLarge
+from bices.pipeline import formats, ingest
+from bices.pipeline.clean import Cleaned
 from bices.pipeline.formats import documents, text_of_html
 from bices.pipeline.ingest import guess_language, language_of
 from bices.pipeline.sources import Original
@@ -24,7 +25,8 @@ def test_plain_text_first_line_is_the_title() -> None:
     [doc] = documents(original("launch.txt", samples.TEXT_EN))
     assert doc.title == "Launch reported off the east coast"
     assert doc.text.startswith("Coastal observers reported")
-    assert "Read more" not in doc.text and "Photo:" not in doc.text
+    # Plain text is not a web page: its "X: ..." lines are kept, whatever they look like.
+    assert doc.text.endswith("Read more: Earlier launches this year\nPhoto: Coastal Guard handout")
     assert doc.site == "launch.txt"
     assert doc.media_type == "text/plain"
     assert doc.published is None
@@ -116,6 +118,34 @@ def test_html_meta_charset_is_honoured() -> None:
     assert "café" in doc.text
 
 
+@pytest.mark.parametrize("charset", ["undefined", "idna", "punycode", "utf-7", "base64", "no-such"])
+def test_a_declared_charset_that_is_no_text_encoding_is_refused_by_name(charset: str) -> None:
+    data = "Kunjungan ke Jeju\n\nMenteri tiba di Jeju pada hari Rabu.".encode("cp1252") + b"\xe9"
+    raw = Original("upload.txt", "upload.txt", data, "text/plain", charset)
+    with pytest.raises(InvalidInput, match=f"charset '{charset}' is not a character encoding"):
+        documents(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("page.html", b'<html><head><meta charset="undefined"></head><body><p>Caf\xe9</p>'),
+        ("feed.rss", b'<?xml version="1.0" encoding="idna"?><rss version="2.0"><channel>'
+         b"<item><title>Caf\xe9</title></item></channel></rss>"),
+    ],
+    ids=["html-meta", "xml-declaration"],
+)  # fmt: skip
+def test_a_charset_declared_in_the_document_is_checked_too(name: str, data: bytes) -> None:
+    with pytest.raises(InvalidInput, match="is not a character encoding"):
+        documents(original(name, data))
+
+
+def test_a_utf8_feed_with_a_bogus_declared_charset_is_read() -> None:
+    """UTF-8 is tried first; a bogus charset it makes moot does not reach feedparser."""
+    raw = Original("news.rss", "news.rss", samples.RSS.encode(), "application/rss+xml", "undefined")
+    assert len(documents(raw)) == 3
+
+
 def test_a_bom_that_lies_is_refused() -> None:
     with pytest.raises(InvalidInput, match="utf-8 byte-order mark but is not valid utf-8"):
         documents(original("lie.txt", codecs.BOM_UTF8 + b"abc \xff\xfe\xfa def"))
@@ -134,7 +164,7 @@ def test_a_bom_that_lies_is_refused() -> None:
         ("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image, not text"),
         ("files.zip", b"PK\x03\x04\x14\x00\x00\x00", "ZIP archive"),
         ("blob.dat", bytes(range(256)) * 16, "binary data"),
-        ("menu.txt", b"Home | News | Sport\nLoading...\nADVERTISEMENT\n", "no text left"),
+        ("ads.txt", b"Loading...\nADVERTISEMENT\n", "no text left"),
         ("news.rss", b"this is plain text, not a feed at all", "not an RSS or Atom feed"),
         ("news.atom", samples.HTML_ID.encode(), "not an RSS or Atom feed (it is an HTML page)"),
         ("data.xml", b'<?xml version="1.0"?><catalog><book>x</book></catalog>', "no <rss>"),
@@ -202,3 +232,61 @@ def test_the_exploitation_engine_detector_is_used_where_installed() -> None:
     except ImportError:
         pytest.skip("bices.exploit is not installed")
     assert language_of(samples.TEXT_ID) == detect_language(samples.TEXT_ID) == "id"
+
+
+# -- plain-text field reports ---------------------------------------------------------------
+
+
+def test_a_salute_report_comes_through_whole() -> None:
+    [doc] = documents(original("salute-0412.txt", samples.SALUTE_EN))
+    lines = samples.SALUTE_EN.strip().split("\n")
+    assert doc.title == lines[0]
+    assert doc.text.split("\n") == lines[1:]
+
+
+def test_an_indonesian_report_comes_through_whole() -> None:
+    [doc] = documents(original("laporan.txt", samples.LAPORAN_ID))
+    lines = samples.LAPORAN_ID.strip().split("\n")
+    assert doc.title == lines[0]
+    assert doc.text.split("\n") == lines[1:]
+    assert "Laporan: Pergerakan kapal tak dikenal di perairan Natuna" in doc.text
+
+
+def test_the_same_lines_in_a_web_page_are_still_cleaned() -> None:
+    page = (
+        "<html><body><article><h1>Latihan di Natuna</h1>"
+        "<p>Ribuan prajurit mengikuti latihan gabungan di Kepulauan Natuna selama dua minggu, "
+        "kata juru bicara tentara pada hari Jumat.</p>"
+        "<p>Editor: Rina Wulandari</p><p>Topics: maritim, latihan</p></article></body></html>"
+    )
+    [doc] = documents(original("natuna.html", page))
+    assert "Ribuan prajurit" in doc.text
+    assert "Editor:" not in doc.text and "Topics:" not in doc.text
+
+
+# -- feeds over the batch limit -------------------------------------------------------------
+
+
+def test_a_feed_over_the_limit_stops_at_the_first_article_too_many(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = "".join(
+        f"<item><title>Berita {n}</title><description>Kapal ke-{n} tiba di Busan.</description>"
+        "</item>"
+        for n in range(500)
+    )
+    feed = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    )
+    cleaned: list[str] = []
+    real = formats.clean
+
+    def counting(text: str, web: bool = True) -> Cleaned:
+        cleaned.append(text)
+        return real(text, web)
+
+    monkeypatch.setattr(formats, "clean", counting)
+    with pytest.raises(TooLarge, match="more than 2 articles, over the batch limit of 2 reports"):
+        documents(original("big.rss", feed), max_documents=2)
+    assert len(cleaned) == 3  # not 500
+    assert len(documents(original("big.rss", feed), max_documents=500)) == 500

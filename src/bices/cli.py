@@ -318,9 +318,17 @@ def ingest(
         int, typer.Option("--credibility", min=1, max=6, help="Admiralty 1-6; 6: cannot be judged")
     ] = 6,
     max_files: Annotated[int, typer.Option("--max-files", min=1)] = DEFAULT_MAX_FILES,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="seconds, for URLs")] = (
-        DEFAULT_TIMEOUT_S
-    ),
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="seconds for the whole fetch of a URL")
+    ] = DEFAULT_TIMEOUT_S,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="fetch URLs (and follow redirects) to loopback, private, link-local or "
+            "reserved addresses too; by default only public addresses are fetched",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Collect text, HTML pages, RSS/Atom feeds or a folder of them as OSINT reports.
@@ -337,7 +345,7 @@ def ingest(
         viewer = node.coalition.viewer_of(user)
         ingester = Ingester(node.collector, node.settings.max_body_bytes)
         node.collector.check_label(viewer, label)  # before anything is read or fetched
-        total, inputs = originals(target, ingester.max_bytes, max_files, timeout)
+        total, inputs = originals(target, ingester.max_bytes, max_files, timeout, allow_private)
         columns = (TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.description}"))  # fmt: skip
         with Progress(*columns, console=err, transient=True, disable=total < 2) as bar:

@@ -71,6 +71,8 @@ async def ingest(
     original kept as each report's attachment; default grading F6 (cannot be judged)."""
     media_type, charset = split_content_type(request.headers.get("content-type"))
     if media_type not in ACCEPTED_TYPES:
+        # Not a domain error: api/errors.py maps none to 415, and its handler answers and
+        # audits this HTTPException like any refusal.
         raise HTTPException(
             415,
             f"Content-Type {media_type or '(none)'} is not accepted; send one of "

@@ -5,6 +5,10 @@ buttons, photo credits, link spam and copyright footers carry no intelligence bu
 feed entity extraction with noise. The patterns live in ``bices/data/boilerplate.json``
 (English and Indonesian); the rules that need counting (runs of headline-like lines,
 lines made of links) are here. The original document is kept elsewhere, untouched.
+
+Only HTML pages and feed entries are web pages: a plain-text document (a field report, a
+SALUTE or SPOTREP) loses no more than the few lines the table marks ``plain``, because its
+short lines and ``X: ...`` fields are its content, not a site's menus and bylines.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ class Pattern:
 @dataclass(frozen=True, slots=True)
 class Patterns:
     line: tuple[Pattern, ...]
+    plain: tuple[Pattern, ...]  # the line patterns that also apply to plain text
     contains: tuple[Pattern, ...]
     list_heading: tuple[Pattern, ...]
     inline: tuple[Pattern, ...]
-    max_contains_chars: int
+    max_line_chars: int  # longer lines are prose: no menu, byline or heading is this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +61,15 @@ def patterns() -> Patterns:
     def compiled(key: str, flags: int) -> tuple[Pattern, ...]:
         return tuple(Pattern(e["why"], re.compile(e["pattern"], flags)) for e in table[key])
 
+    line = compiled("line", re.IGNORECASE)
+    plain = tuple(p for p, e in zip(line, table["line"], strict=True) if e.get("plain"))
     return Patterns(
-        line=compiled("line", re.IGNORECASE),
+        line=line,
+        plain=plain,
         contains=compiled("contains", re.IGNORECASE),
         list_heading=compiled("list_heading", re.IGNORECASE),
         inline=compiled("inline", 0),
-        max_contains_chars=int(table["max_contains_chars"]),
+        max_line_chars=int(table["max_line_chars"]),
     )
 
 
@@ -72,10 +80,13 @@ def normalise(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.split("\n"))
 
 
-def clean(text: str) -> Cleaned:
-    """Drop boilerplate lines and spans; keep the article's sentences and paragraphs."""
+def clean(text: str, web: bool = True) -> Cleaned:
+    """Drop boilerplate lines and spans; keep the article's sentences and paragraphs.
+    With `web` false (plain text), drop only the lines the table marks ``plain``."""
     table = patterns()
     lines = normalise(text).split("\n")
+    if not web:
+        return _clean_plain(lines, table)
     kept: list[str] = []
     dropped: list[tuple[str, str]] = []
     in_list = False  # inside a list of other articles that a heading introduced
@@ -93,7 +104,7 @@ def clean(text: str) -> Cleaned:
             continue
         in_list = False
         reason = _boilerplate(line, table)
-        if reason is None and any(p.regex.fullmatch(line) for p in table.list_heading):
+        if reason is None and _matching(line, table.list_heading, table.max_line_chars):
             in_list = True
             reason = "list heading"
         if reason is None and line == previous:
@@ -107,16 +118,40 @@ def clean(text: str) -> Cleaned:
     return Cleaned(_paragraphs(kept), tuple(dropped))
 
 
-def clean_text(text: str) -> str:
-    return clean(text).text
+def clean_text(text: str, web: bool = True) -> str:
+    return clean(text, web).text
+
+
+def _clean_plain(lines: list[str], table: Patterns) -> Cleaned:
+    """Every line of a plain-text document but the exact boilerplate marked ``plain``."""
+    kept: list[str] = []
+    dropped: list[tuple[str, str]] = []
+    for line in lines:
+        why = _matching(line, table.plain, table.max_line_chars) if line else None
+        if why is None:
+            kept.append(line)
+        else:
+            dropped.append((line, why))
+    return Cleaned(_paragraphs(kept), tuple(dropped))
+
+
+def _matching(line: str, rules: tuple[Pattern, ...], max_chars: int) -> str | None:
+    """Why the first rule matching the whole line is there, or None; a line longer than
+    `max_chars` matches none (and long lines never reach the regular expressions)."""
+    if len(line) > max_chars:
+        return None
+    for pattern in rules:
+        if pattern.regex.fullmatch(line):
+            return pattern.why
+    return None
 
 
 def _boilerplate(line: str, table: Patterns) -> str | None:
     """Why a line is boilerplate, or None."""
-    for pattern in table.line:
-        if pattern.regex.fullmatch(line):
-            return pattern.why
-    if len(line) <= table.max_contains_chars:
+    why = _matching(line, table.line, table.max_line_chars)
+    if why is not None:
+        return why
+    if len(line) <= table.max_line_chars:
         for pattern in table.contains:
             if pattern.regex.search(line):
                 return pattern.why

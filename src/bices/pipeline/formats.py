@@ -8,6 +8,7 @@ message naming the problem; nothing here writes anything.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import re
 import time
@@ -22,7 +23,7 @@ from xml.sax import SAXParseException
 import charset_normalizer
 import feedparser
 
-from bices.domain.errors import InvalidInput
+from bices.domain.errors import InvalidInput, TooLarge
 from bices.pipeline.clean import clean, normalise
 from bices.pipeline.sources import Original
 
@@ -67,8 +68,12 @@ BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-HTML_LANG = re.compile(r"<html\b[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})\b", re.IGNORECASE)
-META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+# Codecs that Python calls text encodings but that no document is written in: decoding with
+# them fails on any non-ASCII byte (undefined, idna, punycode) or reads escape sequences.
+NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape",
+                          "utf-7"})  # fmt: skip
+HTML_LANG = re.compile(r"<html\b[^<>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})\b", re.IGNORECASE)
+META_CHARSET = re.compile(rb"<meta[^<>]+charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 XML_ENCODING = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([\w.:-]+)", re.IGNORECASE)
 FEED_ROOT = re.compile(r"<(rss|feed|rdf:RDF)\b", re.IGNORECASE)
 HTML_ROOT = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -89,8 +94,9 @@ class Document:
     media_type: str  # of the original, as detected
 
 
-def documents(original: Original) -> list[Document]:
-    """The articles in an original, or `InvalidInput` naming why there are none."""
+def documents(original: Original, max_documents: int | None = None) -> list[Document]:
+    """The articles in an original, or `InvalidInput` naming why there are none; a feed
+    with more than `max_documents` articles is refused (`TooLarge`) as soon as it shows."""
     if not original.data.strip():
         raise InvalidInput(f"{original.location}: the file is empty")
     refuse_binary(original)
@@ -99,7 +105,7 @@ def documents(original: Original) -> list[Document]:
         raise InvalidInput(f"{original.location}: the file holds only white space")
     kind = kind_of(original, text)
     if kind == "feed":
-        return feed_documents(original)
+        return feed_documents(original, max_documents)
     if kind == "html":
         return [html_document(original, text)]
     return [text_document(original, text)]
@@ -145,20 +151,40 @@ def decode(original: Original) -> str:
             pass
     if b"\x00" in data[:SNIFF_BYTES]:
         raise InvalidInput(f"{original.location}: binary data (NUL bytes), not text")
-    declared = original.charset or _declared_in_document(data)
     # Strict UTF-8 first: text in another charset is seldom valid UTF-8 by chance, while
     # pages that declare the wrong charset are common.
-    for encoding in filter(None, ("utf-8", declared)):
+    try:
+        return _checked_text(original, data.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared = original.charset or _declared_in_document(data)
+    if declared:
+        encoding = text_encoding(declared, original.location)
         try:
             return _checked_text(original, data.decode(encoding), encoding)
-        except (LookupError, UnicodeDecodeError):
-            continue
+        except (LookupError, UnicodeError, ValueError):
+            pass  # not in the charset it declares: let detection try
     best = charset_normalizer.from_bytes(data).best()
     if best is None or best.encoding is None:
         raise InvalidInput(
             f"{original.location}: not text in any character encoding we can recognise"
         )
     return _checked_text(original, str(best), best.encoding)
+
+
+def text_encoding(charset: str, location: str) -> str:
+    """The Python codec for a declared charset, or `InvalidInput` naming the charset when it
+    is unknown or not an encoding documents are written in."""
+    try:
+        codec = codecs.lookup(charset)
+    except (LookupError, ValueError):
+        codec = None
+    if codec is None or not codec._is_text_encoding or codec.name in NOT_CHARSETS:
+        raise InvalidInput(
+            f"{location}: charset {charset[:60]!r} is not a character encoding we can read; "
+            "declare the real one (e.g. utf-8) or none"
+        )
+    return codec.name
 
 
 def _declared_in_document(data: bytes) -> str | None:
@@ -230,8 +256,12 @@ def text_document(original: Original, text: str) -> Document:
     """A text file: its first line is the title when it is short, the rest is the text."""
     lines = normalise(text).strip().split("\n")
     first, rest = lines[0], "\n".join(lines[1:])
-    titled = len(first) <= 200 and clean(first).text == first and bool(clean(rest).text)
-    body = _body(original, rest if titled else "\n".join(lines))
+    titled = (
+        len(first) <= 200
+        and clean(first, web=False).text == first
+        and bool(clean(rest, web=False).text)
+    )
+    body = _body(original, rest if titled else "\n".join(lines), web=False)
     title = first if titled else ""
     return Document(
         title=_title(title or body),
@@ -330,16 +360,20 @@ def text_of_html(fragment: str) -> str:
         parser.feed(fragment)
         parser.close()
     except Exception:  # html.parser gives up on a few malformed declarations
-        return re.sub(r"<[^>]*>", " ", fragment)
+        return re.sub(r"<[^<>]*>", " ", fragment)
     return "".join(parser.parts)
 
 
 # -- feeds -------------------------------------------------------------------------------
 
 
-def feed_documents(original: Original) -> list[Document]:
-    """Each entry of an RSS or Atom feed; the whole feed is every entry's original."""
-    charset = f"; charset={original.charset}" if original.charset else ""
+def feed_documents(original: Original, max_documents: int | None = None) -> list[Document]:
+    """Each entry of an RSS or Atom feed; the whole feed is every entry's original. More
+    than `max_documents` articles are refused (`TooLarge`) before the rest are read."""
+    charset = ""
+    if original.charset:  # decode() has checked it, unless the feed is valid UTF-8
+        with contextlib.suppress(InvalidInput):
+            charset = "; charset=" + text_encoding(original.charset, original.location)
     headers = {
         "content-location": original.location,
         "content-type": (original.media_type or "application/xml") + charset,
@@ -374,6 +408,11 @@ def feed_documents(original: Original) -> list[Document]:
         body = clean(text_of_html(raw)).text
         if not title.strip() and not body:
             continue  # an entry without a title or text is not an article
+        if max_documents is not None and len(found) >= max_documents:
+            raise TooLarge(
+                f"{original.location}: the feed holds more than {max_documents} articles, "
+                f"over the batch limit of {max_documents} reports; split the feed"
+            )
         if len(body) > MAX_BODY_CHARS:
             raise InvalidInput(
                 f"{original.location}: entry {index + 1} holds {len(body)} characters of "
@@ -401,8 +440,8 @@ def feed_documents(original: Original) -> list[Document]:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _body(original: Original, text: str) -> str:
-    body = clean(text).text
+def _body(original: Original, text: str, web: bool = True) -> str:
+    body = clean(text, web).text
     if not body:
         raise InvalidInput(f"{original.location}: no text left once web boilerplate is removed")
     if len(body) > MAX_BODY_CHARS:

@@ -2,15 +2,17 @@
 
 Each article becomes a `ReportDraft` under the label and grading the caller gives, with
 its original attached, so it is validated, signed and audited like any report. A folder
-goes in chunks of at most the batch limit, each chunk all or nothing, and a file's
-articles stay in one chunk when they fit; an input that cannot be read is refused with
-its reason while the others are stored.
+goes in chunks of at most the batch limit, each chunk all or nothing; a file's articles
+always go in one chunk, so a feed with more articles than a chunk holds is refused whole
+rather than stored in part. An input that cannot be read is refused with its reason while
+the others are stored.
 """
 
 from __future__ import annotations
 
 import base64
 import importlib
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from bices.pipeline.collect import Collector
 from bices.pipeline.formats import Document, documents
 from bices.pipeline.sources import Original, Refusal
 
+log = logging.getLogger(__name__)
 UNDETERMINED = "und"  # ISO 639-2/3 for a language that cannot be told
 
 
@@ -88,13 +91,23 @@ class Ingester:
         return self.collector.limits.max_attachment_bytes
 
     def drafts(self, original: Original, terms: IngestTerms) -> list[tuple[Document, ReportDraft]]:
-        """The report drafts of one original, or `InvalidInput` / `TooLarge` naming why none."""
-        if len(original.data) > self.max_bytes:
+        """The report drafts of one original, or `InvalidInput` / `TooLarge` naming why none.
+        They fit in one batch: at most the batch limit, and the copies of the original that
+        several keep within `chunk_bytes`, so that they are stored all together or not at
+        all."""
+        size = len(original.data)
+        if size > self.max_bytes:
             raise TooLarge(
-                f"{original.location}: {len(original.data)} bytes is over the attachment "
+                f"{original.location}: {size} bytes is over the attachment "
                 f"limit of {self.max_bytes} bytes"
             )
-        found = documents(original)
+        max_batch = self.collector.limits.max_batch
+        found = documents(original, max_documents=max_batch)  # a feed stops at the limit
+        if len(found) > 1 and size * len(found) > self.chunk_bytes:  # one goes alone
+            raise TooLarge(
+                f"{original.location}: {len(found)} articles each keeping the {size}-byte "
+                f"original exceed {self.chunk_bytes} bytes in one batch; split the feed"
+            )
         encoded = base64.b64encode(original.data).decode("ascii")
         now = datetime.now(UTC)
         pairs = []
@@ -133,20 +146,7 @@ class Ingester:
     ) -> list[Ingested]:
         """One original (an upload), all or nothing: every article stored, or none."""
         self.collector.check_label(viewer, terms.label)
-        pairs = self.drafts(original, terms)
-        max_batch = self.collector.limits.max_batch
-        if len(pairs) > max_batch:
-            raise TooLarge(
-                f"{original.location}: {len(pairs)} articles is over the batch limit of "
-                f"{max_batch} reports"
-            )
-        held = len(original.data) * len(pairs)
-        if held > self.chunk_bytes:
-            raise TooLarge(
-                f"{original.location}: {len(pairs)} articles each keeping the "
-                f"{len(original.data)}-byte original exceed {self.chunk_bytes} bytes in one "
-                "batch; split the feed"
-            )
+        pairs = self.drafts(original, terms)  # they fit in one batch
         stored = self.collector.submit(viewer, [d for _, d in pairs], acting)
         return [_ingested(doc, version) for (doc, _), version in zip(pairs, stored, strict=True)]
 
@@ -158,9 +158,10 @@ class Ingester:
         acting: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> IngestResult:
-        """Many originals (a folder, a URL): stored in chunks, each chunk all or nothing;
-        an input that cannot be read or parsed is refused with its reason, and the others
-        are stored. `progress` is called with each input's location once it is handled."""
+        """Many originals (a folder, a URL): stored in chunks, each chunk all or nothing, an
+        input's articles always in the same chunk; an input that cannot be read or parsed,
+        or fails in any other way, is refused with its reason, and the others are stored.
+        `progress` is called with each input's location once it is handled."""
         self.collector.check_label(viewer, terms.label)
         result = IngestResult()
         max_batch = self.collector.limits.max_batch
@@ -194,15 +195,16 @@ class Ingester:
                     pairs = self.drafts(item, terms)
                 except (InvalidInput, TooLarge) as error:
                     result.refused.append(_without_location(Refusal(item.location, str(error))))
+                except Exception as error:  # a bug met on one input must not stop the others
+                    log.exception("ingest: unexpected error reading %s", item.location)
+                    reason = f"not read: unexpected {type(error).__name__}: {error}"
+                    result.refused.append(Refusal(item.location, reason))
                 else:
                     size = len(item.data)
                     if not fits(len(pairs), size * len(pairs)):
-                        flush()  # keep a file's articles in one chunk when they fit in one
-                    for pair in pairs:
-                        if pending and not fits(1, size):
-                            flush()
-                        pending.append(pair)
-                        pending_bytes += size
+                        flush()  # drafts() made sure that they fit in an empty chunk
+                    pending.extend(pairs)
+                    pending_bytes += size * len(pairs)
             if progress is not None:
                 progress(item.location)
         flush()
