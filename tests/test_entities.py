@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bices.api import create_app
 from bices.domain.corroboration import Reported, corroborate
-from bices.pipeline.exploit import CONSUMER, Exploiter
+from bices.pipeline.exploit import CONSUMER, Exploiter, Pacer
 from bices.store.base import Exploited
 from tests.conftest import Coalition, auth, make_node, report_json
 
@@ -378,3 +378,19 @@ def test_a_result_the_store_refuses_does_not_hold_back_the_others(tmp_path: Path
             assert node.store.exploits.lag(CONSUMER) == 0
     finally:
         node.close()
+
+
+def test_the_pacer_defers_exploitation_while_collection_is_busy_but_not_for_ever() -> None:
+    stored, now = [0], [0.0]
+    pacer = Pacer(lambda: stored[0], busy_rate=100, max_defer_s=10, clock=lambda: now[0])
+    now[0], stored[0] = 1.0, 50  # 50 reports a second: quiet enough
+    assert not pacer.defer()
+    deferred = []
+    for _ in range(30):  # then 500 a second, for 15 s
+        now[0] += 0.5
+        stored[0] += 250
+        deferred.append(pacer.defer())
+    assert deferred[:19] == [True] * 19  # waits while busy...
+    assert False in deferred[19:]  # ...but works again within 10 s
+    now[0] += 0.5  # collection stops
+    assert not pacer.defer()

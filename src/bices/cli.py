@@ -481,7 +481,7 @@ def worker(
     import signal
     import time
 
-    from bices.pipeline.exploit import CONSUMER, Exploiter
+    from bices.pipeline.exploit import CONSUMER, Exploiter, Pacer
 
     if nice:
         os.nice(nice)
@@ -494,14 +494,18 @@ def worker(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     with opened(ctx) as node:
-        exploiter = Exploiter(node.store)
+        exploiter = Exploiter(node.store, batch=20)  # short write transactions
         if once:
             out.print(f"exploited {exploiter.drain()} report version(s)")
             return
         err.print(f"bices worker: exploiting {node.settings.data} ("
                   f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
         backoff = poll
+        pacer = Pacer(node.store.exploits.newest)
         while not stopping:
+            if pacer.defer():  # collection is busy: let it have the cores and the lock
+                time.sleep(poll)
+                continue
             try:
                 done = exploiter.run_once()
                 backoff = poll

@@ -274,6 +274,10 @@ class Exploits(Protocol):
         """Stored versions the consumer has not processed yet."""
         ...
 
+    def newest(self) -> int:
+        """The seq of the newest stored version (0 if none)."""
+        ...
+
     def result(self, seq: int) -> dict[str, Any] | None: ...
     def entities(
         self, viewer: Viewer, q: str | None, type_: str | None, limit: int
