@@ -444,7 +444,7 @@ def _serve(node: Node, host: str, port: int) -> None:
     from bices.api import create_app
 
     with _exploitation(node.settings):
-        app = create_app(node, exploit_thread=False)
+        app = create_app(node, exploit_thread=False, settle_process=True)
         uvicorn.run(app, host=host, port=port, log_level="info")
 
 
@@ -498,6 +498,11 @@ def worker(
         if once:
             out.print(f"exploited {exploiter.drain()} report version(s)")
             return
+        from bices.exploit import extract
+        from bices.runtime import settle
+
+        extract("NATO met in Seoul on 1 July 2024.")  # loads the knowledge base
+        settle()
         err.print(f"bices worker: exploiting {node.settings.data} ("
                   f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
         backoff = poll

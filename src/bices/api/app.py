@@ -14,6 +14,7 @@ from bices.api import entities, errors, ingest, members, reports, users
 from bices.api.limits import BodyLimit
 from bices.node import Node
 from bices.pipeline.exploit import Exploiter, ExploitWorker
+from bices.runtime import settle
 from bices.settings import Settings
 
 
@@ -30,12 +31,18 @@ async def _wake_on_reports(node: Node, worker: ExploitWorker) -> None:
         await asyncio.sleep(0.1)
 
 
-def create_app(node: Node, owns_node: bool = False, exploit_thread: bool | None = None) -> FastAPI:
+def create_app(
+    node: Node,
+    owns_node: bool = False,
+    exploit_thread: bool | None = None,
+    settle_process: bool = False,
+) -> FastAPI:
     """The API of `node`; with `owns_node`, the app closes the node when it shuts down.
 
     `exploit_thread` (default: the node's `exploit` setting) runs the exploitation worker
     in a thread of this process, as embedded users and tests of the app want; `bices serve`
-    runs it as a process of its own instead (`bices worker`).
+    runs it as a process of its own instead (`bices worker`). `settle_process` freezes the
+    heap at start-up (`bices.runtime.settle`): for a server process, not for tests.
     """
     run_worker = node.settings.exploit if exploit_thread is None else exploit_thread
 
@@ -47,6 +54,8 @@ def create_app(node: Node, owns_node: bool = False, exploit_thread: bool | None 
             worker.start()
             waker = asyncio.create_task(_wake_on_reports(node, worker))
         app.state.exploit_worker = worker
+        if settle_process:
+            settle()
         try:
             yield
         finally:
@@ -83,4 +92,6 @@ def create_app(node: Node, owns_node: bool = False, exploit_thread: bool | None 
 def app_from_environment() -> FastAPI:
     """For `bices serve --workers N`: each worker process opens its own node from the
     ``BICES_*`` environment that the CLI set before starting them."""
-    return create_app(Node.open(Settings()), owns_node=True, exploit_thread=False)
+    return create_app(
+        Node.open(Settings()), owns_node=True, exploit_thread=False, settle_process=True
+    )
