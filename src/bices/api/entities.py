@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from bices.api.auth import CurrentViewer, NodeDep
 from bices.domain.errors import InvalidInput
+from bices.exploit.model import EntityType, EventType
 
 router = APIRouter(prefix="/api/v1", tags=["entities"])
-
-EntityType = Literal["PERSON", "ORG", "GPE", "LOC", "UNIT", "EQUIPMENT"]
 
 
 @router.get("/reports/{report_id}/entities")
@@ -71,12 +70,6 @@ def get_entity(
         for v in view.reports
     ]  # fmt: skip
     return {**view.summary.to_json(), "aliases": view.aliases, "reports": reports}
-
-
-EventType = Literal[
-    "meeting", "visit", "phone_call", "agreement_signed", "troop_deployment",
-    "arms_transfer", "military_exercise", "missile_launch", "statement",
-]  # fmt: skip
 
 
 @router.get("/events")
