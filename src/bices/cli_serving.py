@@ -1,0 +1,206 @@
+"""`bices serve`, `bices worker` and `bices demo`: the node's long-running processes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bices.cli import app, err, log, opened, out
+from bices.node import Node
+from bices.settings import Settings
+
+Host = Annotated[str, typer.Option("--host")]
+Port = Annotated[int, typer.Option("--port")]
+
+
+Workers = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        help="server processes sharing the port and the data folder (one core each)",
+    ),
+]
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The settings as ``BICES_*`` variables, for processes that open the node themselves."""
+    found = {
+        f"BICES_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None
+    }
+    return {**os.environ, **found}
+
+
+@contextmanager
+def _exploitation(settings: Settings) -> Iterator[None]:
+    """`bices worker` beside the server, at a lower CPU priority, for as long as it serves.
+
+    A process of its own, so extraction never holds the server's interpreter lock: under
+    load, collection keeps its speed and exploitation catches up when the node is quieter.
+    """
+    if not settings.exploit:
+        yield
+        return
+    import signal
+    import subprocess
+    import sys
+
+    def die_with_parent() -> None:  # Linux: the kernel stops the worker if serve dies
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bices", "worker"],
+        env=_environment(settings),
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        yield
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _serve(node: Node, host: str, port: int) -> None:
+    import uvicorn
+
+    from bices.api import create_app
+
+    with _exploitation(node.settings):
+        app = create_app(node, exploit_thread=False, settle_process=True)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Several processes on one port; each opens the node itself from ``BICES_*``."""
+    import uvicorn
+
+    os.environ.update(_environment(settings))
+    with _exploitation(settings):
+        uvicorn.run(
+            "bices.api.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="exploit what is pending, then exit")
+    ] = False,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, max=60)] = 0.5,
+    nice: Annotated[int, typer.Option("--nice", min=0, max=19)] = 10,
+) -> None:
+    """Exploit stored reports as they arrive: entities, events, correlations, alerts.
+
+    `bices serve` starts one; more on the same machine share the work, each version
+    exploited once (SQLite's locks hold on one machine only: not on a network folder).
+    """
+    import signal
+    import time
+
+    from bices.pipeline.exploit import CONSUMER, Exploiter, Pacer
+
+    if nice:
+        os.nice(nice)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with opened(ctx) as node:
+        exploiter = Exploiter(node.store, batch=20)  # short write transactions
+        if once:
+            out.print(f"exploited {exploiter.drain()} report version(s)")
+            return
+        from bices.exploit import extract
+        from bices.runtime import settle
+
+        extract("NATO met in Seoul on 1 July 2024.")  # loads the knowledge base
+        settle()
+        err.print(f"bices worker: exploiting {node.settings.data} ("
+                  f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
+        backoff = poll
+        pacer = Pacer(node.store.exploits.newest)
+        while not stopping:
+            if pacer.defer():  # collection is busy: let it have the cores and the lock
+                time.sleep(poll)
+                continue
+            try:
+                done = exploiter.run_once()
+                backoff = poll
+            except Exception:  # e.g. the database busy or full: log, wait, try again
+                log.exception("bices worker: exploitation failed; retrying in %.1f s", backoff)
+                done, backoff = 0, min(backoff * 2, 30.0)
+            if done == 0:
+                time.sleep(backoff)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8470, workers: Workers = 1
+) -> None:
+    """Serve the REST API of the node in the data folder."""
+    with opened(ctx) as node:  # also creates or checks the schema before any worker starts
+        if workers == 1:
+            _serve(node, host, port)
+            return
+    _serve_workers(ctx.obj, host, port, workers)
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    host: Host = "127.0.0.1",
+    port: Port = 8470,
+    seed_only: Annotated[bool, typer.Option("--seed-only", help="set up, print, exit")] = False,
+) -> None:
+    """Start a node with a sample coalition, users and reports on a fresh data folder."""
+    from bices.demo import seed
+
+    settings: Settings = ctx.obj
+    source = ctx.parent.get_parameter_source("data") if ctx.parent else None
+    explicit = source is not None and source.name in {"COMMANDLINE", "ENVIRONMENT"}
+    data = settings.data if explicit else Path(tempfile.mkdtemp(prefix="bices-demo-"))
+    if (data / "bices.db").exists():
+        err.print(f"[red]error:[/red] {data} already holds a node; demo needs a fresh folder")
+        raise typer.Exit(2)
+    ctx.obj = settings.model_copy(update={"data": data})
+    with opened(ctx) as node:
+        users = seed(node)
+        base = f"http://{host}:{port}"
+        out.print(f"[bold]BICES demo node[/bold] on {data}")
+        out.print("users (name, member, clearance, API token):")
+        for u in users:
+            print(f"  {u.name:<14} {u.member:<4} {u.clearance:<18} {u.token}")
+        first = users[1]
+        out.print(f"API: {base}/api/v1   OpenAPI: {base}/openapi.json   docs: {base}/docs")
+        out.print(
+            f'try: curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/search?q=NATO"'
+        )
+        out.print(
+            f'     curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/entities?q=Korea"'
+            "   (entities appear as the worker exploits the reports)"
+        )
+        if not seed_only:
+            _serve(node, host, port)
