@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from bices.domain.errors import InvalidInput, TooLarge
+from bices.exploit.language import detect_language
 from bices.pipeline import formats, ingest
 from bices.pipeline.clean import Cleaned
 from bices.pipeline.formats import documents, text_of_html
-from bices.pipeline.ingest import guess_language, language_of
+from bices.pipeline.ingest import language_of
 from bices.pipeline.sources import Original
 from tests import ingest_samples as samples
 
@@ -203,35 +204,21 @@ def test_text_of_html_breaks_lines_at_blocks_and_skips_scripts() -> None:
     ]
 
 
-def test_language_guess_tells_english_from_indonesian() -> None:
-    assert guess_language(samples.TEXT_EN) == "en"
-    assert guess_language(samples.TEXT_ID) == "id"
-    assert guess_language("NATO KOR USA 2024") is None
-
-
-def test_language_without_the_exploitation_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guess, then the document's declaration, then ``und``."""
-    monkeypatch.setattr(ingest, "_exploit_detector", lambda: None)
-    assert language_of(samples.TEXT_ID, hint="en") == "id"
-    assert language_of("NATO 2024", hint="ko") == "ko"
-    assert language_of("NATO 2024", hint="zz") == "und"
-
-
-def test_language_from_the_exploitation_engine_when_it_tells(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    answers = {"Seoul 2024": "ko", "12345": "und"}
-    monkeypatch.setattr(ingest, "_exploit_detector", lambda: answers.__getitem__)
-    assert language_of("Seoul 2024", hint="en") == "ko"
-    assert language_of("12345", hint="ja") == "ja"  # ``und`` from the engine: the hint decides
-
-
-def test_the_exploitation_engine_detector_is_used_where_installed() -> None:
-    try:
-        from bices.exploit.language import detect_language
-    except ImportError:
-        pytest.skip("bices.exploit is not installed")
+def test_language_tells_english_from_indonesian() -> None:
+    assert language_of(samples.TEXT_EN) == "en"
+    assert language_of(samples.TEXT_ID, hint="en") == "id"  # the text wins over the hint
     assert language_of(samples.TEXT_ID) == detect_language(samples.TEXT_ID) == "id"
+
+
+def test_where_the_text_says_nothing_the_declaration_decides() -> None:
+    assert language_of("12345", hint="ja") == "ja"
+    assert language_of("12345", hint="zz") == "und"  # not a language code
+    assert language_of("12345") == "und"
+
+
+def test_language_is_the_engines_when_it_tells(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "detect_language", {"Seoul 2024": "ko"}.__getitem__)
+    assert language_of("Seoul 2024", hint="en") == "ko"
 
 
 # -- plain-text field reports ---------------------------------------------------------------

@@ -11,13 +11,10 @@ the others are stored.
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,12 +31,12 @@ from bices.domain.reports import (
     is_language,
 )
 from bices.domain.users import Viewer
+from bices.exploit.language import UNDETERMINED, detect_language
 from bices.pipeline.collect import Collector
 from bices.pipeline.formats import Document, documents
 from bices.pipeline.sources import Original, Refusal
 
 log = logging.getLogger(__name__)
-UNDETERMINED = "und"  # ISO 639-2/3 for a language that cannot be told
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,128 +220,13 @@ def _without_location(refusal: Refusal) -> Refusal:
 
 # -- language --------------------------------------------------------------------------------
 
-WORD = re.compile(r"[^\W\d_]+")
-STOPWORDS = {
-    "en": frozenset(
-        {
-            "the",
-            "and",
-            "of",
-            "to",
-            "in",
-            "is",
-            "that",
-            "for",
-            "on",
-            "with",
-            "was",
-            "by",
-            "from",
-            "has",
-            "said",
-            "at",
-            "are",
-            "it",
-            "as",
-            "be",
-            "this",
-            "were",
-            "have",
-            "will",
-            "which",
-            "its",
-            "their",
-            "not",
-            "but",
-        }
-    ),
-    "id": frozenset(
-        {
-            "yang",
-            "dan",
-            "di",
-            "ke",
-            "dari",
-            "ini",
-            "itu",
-            "dengan",
-            "untuk",
-            "pada",
-            "tidak",
-            "akan",
-            "adalah",
-            "dalam",
-            "oleh",
-            "juga",
-            "telah",
-            "sudah",
-            "para",
-            "bahwa",
-            "kata",
-            "atau",
-            "karena",
-            "tersebut",
-            "mereka",
-            "kami",
-            "sebagai",
-            "bisa",
-            "dapat",
-            "lebih",
-        }
-    ),
-}
-
 
 def language_of(text: str, hint: str | None = None) -> str:
-    """The text's language: `bices.exploit.detect_language` when the exploitation engine
-    provides it, else a guess between English and Indonesian from common words, else the
-    document's own declaration, else ``und``."""
-    detector = _exploit_detector()
-    if detector is not None:
-        try:
-            detected = _code(detector(text))
-        except Exception:  # another package's detector must not stop collection
-            detected = None
-        if detected is not None:
-            return detected
-    guessed = guess_language(text)
-    if guessed is not None:
-        return guessed
+    """The text's language as the exploitation engine detects it; where the text says too
+    little (``und``), the document's own declaration if it names a language."""
+    detected = detect_language(text)
+    if detected != UNDETERMINED:
+        return detected
     if hint is not None and is_language(hint):
         return hint
     return UNDETERMINED
-
-
-def guess_language(text: str) -> str | None:
-    """English or Indonesian by their most common words; None when the text says little."""
-    words = [w.lower() for w in WORD.findall(text[:20_000])]
-    scores = {lang: sum(1 for w in words if w in common) for lang, common in STOPWORDS.items()}
-    (best, top), (_, second) = sorted(scores.items(), key=lambda kv: -kv[1])[:2]
-    if top >= 3 and top >= 1.5 * second:
-        return best
-    return None
-
-
-@lru_cache(maxsize=1)
-def _exploit_detector() -> Callable[[str], object] | None:
-    """`detect_language` of the exploitation engine, where it is installed."""
-    for name in ("bices.exploit", "bices.exploit.language"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        detector = getattr(module, "detect_language", None)
-        if callable(detector):
-            return detector  # type: ignore[no-any-return]
-    return None
-
-
-def _code(found: object) -> str | None:
-    """A language code from what a detector returns: a code, or an object or pair with one."""
-    if isinstance(found, tuple) and found:
-        found = found[0]
-    for attribute in ("language", "code", "lang"):
-        found = getattr(found, attribute, found)
-    if isinstance(found, str) and found.lower() != UNDETERMINED and is_language(found.lower()):
-        return found.lower()
-    return None
