@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bices.cli import app, err, log, opened, out
+from bices.cli import app, err, opened, out
 from bices.node import Node
 from bices.settings import Settings
 
@@ -114,20 +114,11 @@ def worker(
     exploited once (SQLite's locks hold on one machine only: not on a network folder).
     """
     import signal
-    import time
 
-    from bices.pipeline.exploit import CONSUMER, Exploiter, Pacer
+    from bices.pipeline.exploit import CONSUMER, Exploiter, ExploitWorker, Pacer
 
     if nice:
         os.nice(nice)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     with opened(ctx) as node:
         exploiter = Exploiter(node.store, batch=20)  # short write transactions
         if once:
@@ -140,20 +131,12 @@ def worker(
         settle()
         err.print(f"bices worker: exploiting {node.settings.data} ("
                   f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
-        backoff = poll
-        pacer = Pacer(node.store.exploits.newest)
-        while not stopping:
-            if pacer.defer():  # collection is busy: let it have the cores and the lock
-                time.sleep(poll)
-                continue
-            try:
-                done = exploiter.run_once()
-                backoff = poll
-            except Exception:  # e.g. the database busy or full: log, wait, try again
-                log.exception("bices worker: exploitation failed; retrying in %.1f s", backoff)
-                done, backoff = 0, min(backoff * 2, 30.0)
-            if done == 0:
-                time.sleep(backoff)
+        loop = ExploitWorker(
+            exploiter, poll_s=poll, pacer=Pacer(node.store.exploits.newest), max_backoff_s=30.0
+        )
+        signal.signal(signal.SIGTERM, lambda *_: loop.stop_soon())
+        signal.signal(signal.SIGINT, lambda *_: loop.stop_soon())
+        loop.run()
 
 
 @app.command("serve")
