@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bices.domain.audit import AuditDraft
 from bices.domain.errors import (
     BadSignature,
     BicesError,
@@ -21,7 +20,7 @@ from bices.domain.errors import (
     TooLarge,
     Unauthenticated,
 )
-from bices.policy import member_only
+from bices.share.reading import own_event
 
 log = logging.getLogger("bices.api")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -58,8 +57,7 @@ async def refused(request: Request, status: int, message: str, **extra: object) 
         # that the caller could see and others cannot. Unauthenticated refusals go to the
         # log, not the chain, so that no one without a token can grow it.
         detail = {"method": request.method, "status": status, "reason": message[:1000]}
-        event = AuditDraft(viewer.name, viewer.member, "request.refused", request.url.path,
-                           detail=detail, label=member_only(viewer.member))  # fmt: skip
+        event = own_event(viewer, "request.refused", request.url.path, detail)
         await run_in_threadpool(request.app.state.node.store.audit.append, [event])
     elif viewer is None and status == 401:
         log.info("refused %s %s: %s", request.method, request.url.path, message)

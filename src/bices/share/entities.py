@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bices.domain.audit import AuditDraft
 from bices.domain.corroboration import Cluster, corroborate
 from bices.domain.errors import InvalidInput, NotFound
 from bices.domain.users import Viewer
-from bices.policy import member_only
-from bices.share.reading import Reader, read_events
+from bices.share.reading import Reader, own_event, read_events
 from bices.store.base import Alert, EntitySummary, EntityView, Link, Store, Watch
 
 # Events are merged over at most this many of the newest visible reports in the period.
@@ -42,11 +40,8 @@ class EntityReader:
         self, viewer: Viewer, q: str | None, type_: str | None, limit: int
     ) -> list[EntitySummary]:
         found = self.store.exploits.entities(viewer, q, type_, limit)
-        self.store.audit.append(
-            [AuditDraft(viewer.name, viewer.member, "entity.search",
-                        detail={"q": q, "type": type_, "hits": len(found)},
-                        label=member_only(viewer.member))]
-        )  # fmt: skip
+        detail = {"q": q, "type": type_, "hits": len(found)}
+        self.store.audit.append([own_event(viewer, "entity.search", detail=detail)])
         return found
 
     def entity(self, viewer: Viewer, entity_id: str, limit: int) -> EntityView:
@@ -54,8 +49,7 @@ class EntityReader:
         if view is None:
             raise NotFound(f"entity {entity_id} not found")
         self.store.audit.append(
-            [AuditDraft(viewer.name, viewer.member, "entity.read", str(entity_id),
-                        detail={"key": view.summary.key}, label=member_only(viewer.member)),
+            [own_event(viewer, "entity.read", entity_id, {"key": view.summary.key}),
              *read_events(viewer, view.reports, "entity")]
         )  # fmt: skip
         return view
@@ -82,13 +76,10 @@ class EntityReader:
         if type_ is not None:
             reported = [e for e in reported if e.type == type_]
         clusters = corroborate(reported)[:limit]
-        self.store.audit.append(
-            [AuditDraft(viewer.name, viewer.member, "events.read",
-                        detail={"since": None if since is None else since.isoformat(),
-                                "until": None if until is None else until.isoformat(),
-                                "type": type_, "clusters": len(clusters)},
-                        label=member_only(viewer.member))]
-        )  # fmt: skip
+        detail = {"since": None if since is None else since.isoformat(),
+                  "until": None if until is None else until.isoformat(),
+                  "type": type_, "clusters": len(clusters)}  # fmt: skip
+        self.store.audit.append([own_event(viewer, "events.read", detail=detail)])
         return clusters
 
     # -- watch lists -------------------------------------------------------------------
@@ -99,13 +90,11 @@ class EntityReader:
         name = " ".join(name.split())
         if not name:
             raise InvalidInput("name must not be empty")
-        audit = AuditDraft(viewer.name, viewer.member, "watch.add", detail={"name": name},
-                           label=member_only(viewer.member))  # fmt: skip
+        audit = own_event(viewer, "watch.add", detail={"name": name})
         return self.store.exploits.watch(viewer.user_id, name, audit)
 
     def unwatch(self, viewer: Viewer, watch_id: int) -> None:
-        audit = AuditDraft(viewer.name, viewer.member, "watch.remove", str(watch_id),
-                           label=member_only(viewer.member))  # fmt: skip
+        audit = own_event(viewer, "watch.remove", str(watch_id))
         if not self.store.exploits.unwatch(viewer.user_id, watch_id, audit):
             raise NotFound(f"watch {watch_id} not found")
 

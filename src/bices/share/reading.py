@@ -8,6 +8,7 @@ audit view obeys the rule too), plus one event per listing or search with its fi
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bices.domain.audit import AuditDraft, AuditEvent
 from bices.domain.errors import Forbidden, NotFound
@@ -81,11 +82,8 @@ class Reader:
         """Search as the viewer sees it; `acting` names who really asked on the viewer's
         behalf (the node operator at the CLI), and the audit trail records that name."""
         result = self.store.reports.search(viewer, q, where, cursor, limit)
-        events = [
-            AuditDraft(viewer.name, viewer.member, "search", detail={"q": q},
-                       label=member_only(viewer.member)),
-            *read_events(viewer, result.items, "search"),
-        ]  # fmt: skip
+        events = [own_event(viewer, "search", detail={"q": q}),
+                  *read_events(viewer, result.items, "search")]  # fmt: skip
         if acting is not None:
             events = [
                 replace(e, actor=acting, detail={**e.detail, "as": viewer.name}) for e in events
@@ -106,18 +104,17 @@ class Reader:
         else:
             raise Forbidden("the audit trail needs the member-admin or operator role")
         events = self.store.audit.events(viewer, member, after, limit)
-        self.store.audit.append(
-            [
-                AuditDraft(
-                    viewer.name,
-                    viewer.member,
-                    "audit.read",
-                    detail={"after": after},
-                    label=member_only(viewer.member),
-                )
-            ]
-        )
+        self.store.audit.append([own_event(viewer, "audit.read", detail={"after": after})])
         return events
+
+
+def own_event(
+    viewer: Viewer, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+) -> AuditDraft:
+    """An event of the viewer's own doing (a search, a list read, a watch): only the
+    viewer's member may see it, since what it names may be hidden from others."""
+    return AuditDraft(viewer.name, viewer.member, action, target, detail=detail or {},
+                      label=member_only(viewer.member))  # fmt: skip
 
 
 def read_events(viewer: Viewer, items: list[ReportVersion], via: str) -> list[AuditDraft]:
