@@ -191,6 +191,31 @@ class EntityView:
     reports: list[ReportVersion]
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One row of the outbox: `kind` is `report` (item_id = report id, revision = version),
+    `rfi` (item_id = RFI id, revision = its revision) or `alert` (item_id = report id,
+    revision = the watcher's alert number, user_id = the watcher); `label_id` is the label
+    of what the event shows, which the access rule decides on at send time."""
+
+    seq: int
+    kind: str
+    item_id: str
+    revision: int
+    label_id: int
+    at: datetime
+    user_id: int | None = None
+
+
+class Outbox(Protocol):
+    """What to disseminate, in store order (system use: readers apply the rule)."""
+
+    def after(
+        self, seq: int, limit: int, kinds: Sequence[str] | None = None
+    ) -> list[OutboxEvent]: ...
+    def head(self) -> int: ...
+
+
 class Coalition(Protocol):
     """Members, communities, accession, users, tokens and members' signing keys."""
 
@@ -321,6 +346,8 @@ class Store(Protocol):
     def audit(self) -> AuditLog: ...
     @property
     def exploits(self) -> Exploits: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
     def optimize(self) -> str:
         """Operator maintenance for a large node (index merge, statistics); a summary."""

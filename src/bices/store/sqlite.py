@@ -9,6 +9,7 @@ from bices.store.sqlite_audit import SqliteAuditLog
 from bices.store.sqlite_coalition import SqliteCoalition
 from bices.store.sqlite_db import AUDIT_SCHEMA, Database
 from bices.store.sqlite_exploits import SqliteExploits
+from bices.store.sqlite_outbox import SqliteOutbox
 from bices.store.sqlite_reports import SqliteReports
 
 
@@ -25,6 +26,7 @@ class SqliteStore:
             self.db, self.audit_db, self.reports.labels, self.coalition.directory_state
         )
         self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
+        self.outbox = SqliteOutbox(self.db)
 
     def _move_legacy_audit(self) -> None:
         """Data folders of the first release kept the chain in the main file: move it, and

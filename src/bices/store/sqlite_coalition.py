@@ -376,6 +376,8 @@ class SqliteCoalition:
                 sql += " AND id = ?"
                 params.append(token_id)
             count = conn.execute(sql, params).rowcount
+            if count:  # open streams re-check their tokens when the directory changes
+                _bump_directory(conn)
             append_audit(conn, [audit])
         return count
 

@@ -96,11 +96,15 @@ CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL
 );
 
--- The outbox: one row per stored version, in the same transaction, with the version's seq;
--- streams resume from it.
+-- The outbox: one row per thing to disseminate, written in the transaction that stored
+-- it; streams resume from it and the exploitation worker follows its `report` rows.
+-- kind `report`: a stored version (seq = the version's seq; report_id, version);
+-- kind `rfi`: an RFI changed (report_id = the RFI's id, version = its revision);
+-- kind `alert`: a watch matched (report_id = the report, version = the user's alert number,
+-- user_id = the watcher). `label_id` is the label of the item the event shows.
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, report_id TEXT NOT NULL, version INTEGER NOT NULL,
-    label_id INTEGER NOT NULL, at TEXT NOT NULL
+    label_id INTEGER NOT NULL, at TEXT NOT NULL, user_id INTEGER
 );
 
 -- Exploitation (issue 3): one extraction per stored version, written by the worker, and
@@ -184,6 +188,13 @@ INSERT INTO outbox_cursor SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM outbox_cursor
 """
 
 
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a data folder of an earlier release up to this schema (additive changes)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "user_id" not in columns:  # before RFIs and alerts joined the outbox
+        conn.execute("ALTER TABLE events ADD COLUMN user_id INTEGER")
+
+
 class Database:
     """Connections to one SQLite file."""
 
@@ -201,6 +212,8 @@ class Database:
         self.after_commit: Callable[[], None] | None = None
         with self._write_lock, self._between_processes():
             self._writer.executescript(schema)
+            if schema is SCHEMA:
+                _upgrade(self._writer)
         if schema is not SCHEMA:
             return
         with self.write() as conn:

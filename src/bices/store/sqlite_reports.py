@@ -21,6 +21,7 @@ from bices.store.query import decode_cursor, encode_cursor, parse
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
 from bices.store.sqlite_labels import label_id as label_id_of
+from bices.store.sqlite_outbox import next_seq
 from bices.store.visibility import DirectoryState, LabelIndex
 
 COLUMNS = (
@@ -117,7 +118,7 @@ class SqliteReports:
         stored: list[ReportVersion] = []
         with self._db.write() as conn:
             self._check_versions(conn, writes)
-            seq = conn.execute("SELECT coalesce(max(seq), 0) FROM report_versions").fetchone()[0]
+            seq = next_seq(conn) - 1
             label_ids: dict[Label, int] = {}
             audits: list[AuditDraft] = []
             blobs: list[tuple[str, int, bytes]] = []
