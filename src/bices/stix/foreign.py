@@ -1,0 +1,185 @@
+"""Reports other platforms made (MISP, OpenCTI, any STIX 2.1 producer) as report drafts.
+
+What maps is folded in: ``name`` → title (the first line of a note), ``description`` (or
+a note's ``content``) → body, with the notes written about the report appended; ``lang``
+→ language (STIX's default, English, when absent); ``published`` (else ``created``) →
+reported_at; the author identity (``created_by_ref``) → source name; referenced
+``location`` objects with coordinates → locations; the grading as `bices.stix.grading`
+says. The report's type is INTREP: a finished report received from a partner platform.
+Nothing is lost: the report, every object it references that the bundle holds, the notes
+about it, its author and their marking definitions go along as one attachment, a STIX
+bundle (``application/stix+json``). So the draft's label covers them all: it combines the
+report's label with the markings of each of those objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bices.domain.errors import InvalidInput
+from bices.domain.labels import Label
+from bices.domain.reports import AttachmentDraft, is_language, iso
+from bices.stix._common import parse_timestamp, stix_id
+from bices.stix.grading import foreign_grading
+from bices.stix.importing import (
+    Imported,
+    Markings,
+    Objects,
+    combine,
+    label_draft,
+    make_draft,
+)
+
+MEDIA_TYPE = "application/stix+json"
+_MAX_TITLE = 500
+_MAX_LOCATIONS = 100
+
+
+def standalone_notes(index: Objects, roots: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Notes that are about none of the reports being imported: reports of their own."""
+    root_ids = {root["id"] for root in roots}
+    return [
+        obj
+        for obj in index.values()
+        if obj["type"] == "note"
+        and not obj.get("revoked")
+        and not root_ids.intersection(_refs(obj))
+    ]
+
+
+def foreign_report(root: dict[str, Any], index: Objects, marks: Markings) -> Imported:
+    where = root["id"]
+    if root.get("spec_version") != "2.1":
+        raise InvalidInput(
+            f"{where}: spec_version {root.get('spec_version')!r}; only STIX 2.1 is accepted"
+        )
+    label = marks.label(root)
+    assert label is not None  # required=True
+    notes = [note for note in index.notes_about(where) if note is not root]
+    referenced = [o for o in (index.get(r) for r in _refs(root)) if o is not None and o is not root]
+    author = index.get(root.get("created_by_ref"))
+    carried = _unique([*referenced, *notes, *([author] if author else [])])
+    labels: list[Label] = [label]
+    for obj in carried:
+        found = marks.label(obj, required=False)
+        if found is not None:
+            labels.append(found)
+    combined = combine(labels, marks.member) if len(labels) > 1 else label
+    reliability, credibility = foreign_grading(root, author)
+    body = _body(root, notes)
+    fields = {
+        "type": "INTREP",
+        "title": _title(root, body),
+        "body": body,
+        "language": _language(root.get("lang")),
+        "label": label_draft(combined),
+        "source": {
+            "name": _source_name(root, author),
+            "reliability": reliability.value,
+            "credibility": credibility,
+        },
+        "reported_at": iso(_reported_at(root)),
+        "locations": _locations(referenced),
+        "attachments": [_attachment(root, carried, index, marks)],
+        "id": where.split("--", 1)[1].lower(),
+    }
+    return Imported(where, 1, make_draft(where, fields))
+
+
+def _refs(obj: Mapping[str, Any]) -> list[str]:
+    refs = obj.get("object_refs")
+    if refs is None:
+        return []
+    if not isinstance(refs, list):
+        raise InvalidInput(f"{obj['id']}: object_refs is not a list")
+    return [str(ref) for ref in refs]
+
+
+def _body(root: Mapping[str, Any], notes: Sequence[Mapping[str, Any]]) -> str:
+    text = root.get("content") if root["type"] == "note" else root.get("description")
+    parts = [text] if isinstance(text, str) and text else []
+    for note in notes:
+        abstract, content = note.get("abstract"), note.get("content")
+        heading = f"Note: {abstract}" if isinstance(abstract, str) and abstract else "Note"
+        if isinstance(content, str) and content:
+            parts.append(f"{heading}\n{content}")
+    return "\n\n".join(parts)
+
+
+def _title(root: Mapping[str, Any], body: str) -> str:
+    name = root.get("name") if root["type"] != "note" else root.get("abstract")
+    if not isinstance(name, str) or not name.strip():
+        first = body.strip().splitlines()[0] if body.strip() else ""
+        name = first or f"STIX {root['type']} {root['id'].split('--', 1)[1]}"
+    return name if len(name) <= _MAX_TITLE else name[: _MAX_TITLE - 1] + "…"
+
+
+def _language(lang: object) -> str:
+    if lang is None:
+        return "en"  # STIX 2.1 section 3.2: text without `lang` is English
+    primary = str(lang).split("-", 1)[0].lower()
+    return primary if 2 <= len(primary) <= 3 and is_language(primary) else "und"
+
+
+def _reported_at(root: Mapping[str, Any]) -> Any:
+    field = "published" if root["type"] == "report" else "created"
+    if field not in root:
+        raise InvalidInput(f"{root['id']}: {field} is missing")
+    return parse_timestamp(root[field], f"{root['id']}.{field}")
+
+
+def _source_name(root: Mapping[str, Any], author: Mapping[str, Any] | None) -> str:
+    name: object = author.get("name") if author is not None else None
+    if not name and root["type"] == "note":
+        authors = root.get("authors")
+        name = authors[0] if isinstance(authors, list) and authors else None
+    text = str(name).strip() if name else ""
+    return (text or "unattributed STIX producer")[:200]
+
+
+def _locations(objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    places = []
+    for obj in objects:
+        lat, lon = obj.get("latitude"), obj.get("longitude")
+        if obj["type"] != "location" or not _number(lat) or not _number(lon):
+            continue
+        place: dict[str, Any] = {"lat": lat, "lon": lon}
+        if isinstance(obj.get("name"), str) and obj["name"].strip():
+            place["name"] = obj["name"].strip()[:200]
+        places.append(place)
+    return places[:_MAX_LOCATIONS]
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _attachment(
+    root: Mapping[str, Any], carried: Sequence[Mapping[str, Any]], index: Objects, marks: Markings
+) -> dict[str, str]:
+    objects = [root, *carried]
+    refs = {ref for obj in objects for ref in marks.refs(obj)}
+    objects += [m for m in (index.get(ref) for ref in sorted(refs)) if m is not None]
+    keys = sorted(str(obj["id"]) for obj in objects)
+    kept = {"type": "bundle", "id": stix_id("bundle", *keys), "objects": objects}
+    data = json.dumps(kept, ensure_ascii=False, sort_keys=True, indent=1).encode()
+    kind, uuid = str(root["id"]).split("--", 1)
+    draft = AttachmentDraft(
+        name=f"stix-{kind}-{uuid}.json",
+        media_type=MEDIA_TYPE,
+        content_base64=base64.b64encode(data).decode("ascii"),
+    )
+    return draft.model_dump()
+
+
+def _unique(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for obj in objects:
+        if obj["id"] not in seen:
+            seen.add(obj["id"])
+            out.append(obj)
+    return out
