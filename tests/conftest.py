@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,16 +114,31 @@ class RunningServer:
     node: Node
 
 
-@pytest.fixture
-def server(node: Node) -> Iterator[RunningServer]:
-    """The node's app served by uvicorn on a free loopback port, in a thread."""
+@contextmanager
+def served(node: Node) -> Iterator[str]:
+    """The node's app served by uvicorn on a free loopback port, in a thread; its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(node),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,  # open streams never end by themselves
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     wait_for_health(base)
-    yield RunningServer(base, node)
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield base
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(node: Node) -> Iterator[RunningServer]:
+    """The node's app served by uvicorn on a free loopback port, in a thread."""
+    with served(node) as base:
+        yield RunningServer(base, node)

@@ -19,6 +19,8 @@ from bices.node import Node
 from tests.conftest import Coalition, auth, report_json
 
 MAX_EXAMPLES = 25
+# Responses that never end (the live stream): fuzzed over a real server in test_stream.py.
+ENDLESS = {"GET /api/v1/stream"}
 
 
 @pytest.fixture
@@ -93,6 +95,8 @@ def test_no_operation_answers_5xx(seeded: tuple[Node, str, dict[str, str]]) -> N
     failures: list[str] = []
     unsatisfiable: list[str] = []
     for op in ops:
+        if op.label in ENDLESS:
+            continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategies = [op.as_strategy(generation_mode=mode)]
             if "report_id" in {p.name for p in op.path_parameters}:
@@ -103,4 +107,6 @@ def test_no_operation_answers_5xx(seeded: tuple[Node, str, dict[str, str]]) -> N
             fuzz(label, st.one_of(strategies), auth(token), failures, unsatisfiable)
     assert not failures, "\n\n".join(failures)
     # Only operations without any input may have nothing to fuzz.
-    assert set(unsatisfiable) <= {"GET /healthz [negative]"}, unsatisfiable
+    assert set(unsatisfiable) <= {"GET /healthz [negative]", "GET /taxii2/ [negative]"}, (
+        unsatisfiable
+    )

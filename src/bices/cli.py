@@ -297,7 +297,7 @@ def search(
 
 # The commands of the long-running processes and of collection live in modules of their
 # own; importing them registers them on `app`.
-from bices import cli_collecting, cli_serving  # noqa: E402, F401
+from bices import cli_collecting, cli_requirements, cli_rfis, cli_serving, cli_stix  # noqa: E402, F401
 
 
 def main() -> None:

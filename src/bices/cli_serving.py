@@ -73,6 +73,10 @@ def _exploitation(settings: Settings) -> Iterator[None]:
             worker.wait()
 
 
+# Open streams never end by themselves: on shutdown they get this long, then are cut.
+STREAMS_GRACE_S = 3
+
+
 def _serve(node: Node, host: str, port: int) -> None:
     import uvicorn
 
@@ -80,7 +84,8 @@ def _serve(node: Node, host: str, port: int) -> None:
 
     with _exploitation(node.settings):
         app = create_app(node, exploit_thread=False, settle_process=True)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info",
+                    timeout_graceful_shutdown=STREAMS_GRACE_S)  # fmt: skip
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -96,6 +101,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
             port=port,
             workers=workers,
             log_level="info",
+            timeout_graceful_shutdown=STREAMS_GRACE_S,
         )
 
 

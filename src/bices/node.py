@@ -11,6 +11,8 @@ from bices.pipeline.collect import Collector, Limits
 from bices.settings import Settings
 from bices.share.entities import EntityReader
 from bices.share.reading import Reader
+from bices.share.requirements import RequirementService
+from bices.share.rfis import RfiService
 from bices.store.base import Store
 
 
@@ -41,22 +43,25 @@ class Node:
     collector: Collector
     reader: Reader
     entities: EntityReader
+    requirements: RequirementService
+    rfis: RfiService
 
     @classmethod
     def open(cls, settings: Settings) -> Node:
         store = open_store(settings)
         bus = open_bus(settings)
         reader = Reader(store)
+        collector = Collector(store, bus, Limits(settings.max_batch, settings.max_attachment_bytes))
         return cls(
             settings=settings,
             store=store,
             bus=bus,
             coalition=CoalitionService(store, settings.accession_quorum),
-            collector=Collector(
-                store, bus, Limits(settings.max_batch, settings.max_attachment_bytes)
-            ),
+            collector=collector,
             reader=reader,
             entities=EntityReader(store, reader),
+            requirements=RequirementService(store),
+            rfis=RfiService(store, collector),
         )
 
     def close(self) -> None:

@@ -10,12 +10,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import bices
-from bices.api import entities, errors, ingest, members, reports, users
+from bices.api import (
+    entities,
+    errors,
+    ingest,
+    members,
+    reports,
+    requirements,
+    rfis,
+    stream,
+    taxii,
+    users,
+)
 from bices.api.limits import BodyLimit
 from bices.node import Node
 from bices.pipeline.exploit import Exploiter, ExploitWorker
 from bices.runtime import settle
 from bices.settings import Settings
+from bices.share.stream import StreamHub
 
 
 async def _wake_on_reports(node: Node, worker: ExploitWorker) -> None:
@@ -54,11 +66,14 @@ def create_app(
             worker.start()
             waker = asyncio.create_task(_wake_on_reports(node, worker))
         app.state.exploit_worker = worker
+        hub = app.state.hub = StreamHub(node.store, node.bus)
+        await hub.start()
         if settle_process:
             settle()
         try:
             yield
         finally:
+            await hub.stop()
             if waker is not None:
                 waker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -77,7 +92,7 @@ def create_app(
     )
     app.state.node = node
     errors.install(app)
-    for module in (reports, members, users, ingest, entities):
+    for module in (reports, members, users, ingest, entities, requirements, stream, rfis, taxii):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -51,6 +51,14 @@ class Collector:
     ) -> list[ReportVersion]:
         """Store new reports (version 1) for the viewer's member; `acting` names who really
         submitted them on the viewer's behalf (the node operator at the CLI), for the audit."""
+        return self._store(self.prepare(viewer, drafts, acting))
+
+    def prepare(
+        self, viewer: Viewer, drafts: Sequence[ReportDraft], acting: str | None = None
+    ) -> list[ReportWrite]:
+        """Everything `submit` does before storing: checked, labelled and signed writes,
+        for a caller that stores them in a transaction of its own (an RFI answer), then
+        calls `announce`."""
         if not viewer.may_write:
             raise Forbidden("writing reports needs the analyst, collector or releaser role")
         if len(drafts) > self.limits.max_batch:
@@ -78,7 +86,7 @@ class Collector:
                 if write.audit is not None:
                     detail = {**write.audit.detail, "as": viewer.name}
                     write.audit = replace(write.audit, actor=acting, detail=detail)
-        return self._store(writes)
+        return writes
 
     def check_label(self, viewer: Viewer, draft: LabelDraft) -> Label:
         """Refuse, before any work, a label the viewer may not write reports under."""
@@ -200,5 +208,9 @@ class Collector:
 
     def _store(self, writes: list[ReportWrite]) -> list[ReportVersion]:
         stored = self.store.reports.add(writes)
-        self.bus.publish([ReportStored(v.id, v.version, v.label_id, v.seq) for v in stored])
+        self.announce(stored)
         return stored
+
+    def announce(self, stored: Sequence[ReportVersion]) -> None:
+        """Tell the bus of versions whose transaction has committed."""
+        self.bus.publish([ReportStored(v.id, v.version, v.label_id, v.seq) for v in stored])

@@ -16,11 +16,14 @@ from typing import Any, Protocol
 from bices.domain.audit import AuditDraft, AuditEvent
 from bices.domain.corroboration import Reported
 from bices.domain.fingerprints import Fingerprint
-from bices.domain.labels import Classification
+from bices.domain.labels import Classification, Label
 from bices.domain.members import Member, MemberKind, MemberStatus
 from bices.domain.reports import ReportType, ReportVersion
+from bices.domain.requirements import Requirement, RequirementDraft
+from bices.domain.rfis import Change, Rfi, RfiFilter, RfiPage
 from bices.domain.users import Role, Viewer
 from bices.policy import Directory
+from bices.store.taxii import TaxiiRecords
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,44 @@ class OutboxEvent:
     user_id: int | None = None
 
 
+class Requirements(Protocol):
+    """Each user's standing requirements; only their owner reads or changes them."""
+
+    def add(self, user_id: int, draft: RequirementDraft, audit: AuditDraft) -> Requirement: ...
+    def replace(
+        self, user_id: int, n: int, draft: RequirementDraft, audit: AuditDraft
+    ) -> Requirement | None: ...
+    def remove(self, user_id: int, n: int, audit: AuditDraft) -> bool: ...
+    def get(self, user_id: int, n: int) -> Requirement | None: ...
+    def of_user(self, user_id: int) -> list[Requirement]: ...
+    def version(self) -> int: ...
+
+
+class Rfis(Protocol):
+    """Requests for information: each change stored with its history entry, its `rfi`
+    outbox event and its audit in one transaction; reads under the rule."""
+
+    def create(self, rfi: Rfi, audit: Sequence[AuditDraft]) -> None: ...
+    def change(
+        self,
+        rfi: Rfi,
+        change: Change,
+        audit: Sequence[AuditDraft],
+        report: ReportWrite | None = None,
+    ) -> list[ReportVersion]:
+        """Apply a change to the RFI as read (409 if it changed since); `report`, a new
+        answer report, is stored in the same transaction."""
+        ...
+
+    def get(self, viewer: Viewer, rfi_id: str) -> Rfi | None: ...
+    def page(
+        self, viewer: Viewer, where: RfiFilter, cursor: str | None, limit: int, now: datetime
+    ) -> RfiPage: ...
+    def event_payload(self, rfi_id: str, revision: int) -> dict[str, Any] | None:
+        """The RFI as it was at a revision (system use: the stream has checked the label)."""
+        ...
+
+
 class Outbox(Protocol):
     """What to disseminate, in store order (system use: readers apply the rule)."""
 
@@ -220,6 +261,11 @@ class Coalition(Protocol):
     """Members, communities, accession, users, tokens and members' signing keys."""
 
     def directory(self) -> Directory: ...
+    def directory_state(self) -> tuple[Directory, int]:
+        """The directory and its version, which changes with every change of a member's
+        status, a community, or a token's revocation."""
+        ...
+
     def add_member(
         self,
         member: Member,
@@ -280,6 +326,14 @@ class Reports(Protocol):
         self, viewer: Viewer, query: str, where: ReportFilter, cursor: str | None, limit: int
     ) -> SearchResult: ...
     def all_versions(self) -> Iterator[ReportVersion]: ...
+    def label(self, label_id: int) -> Label:
+        """A stored label by its id (labels never change)."""
+        ...
+
+    def by_seq(self, seqs: list[int]) -> list[ReportVersion]:
+        """Stored versions by seq whatever their labels (system use: the caller applies the
+        rule before anything leaves the node)."""
+        ...
 
 
 class Exploits(Protocol):
@@ -321,6 +375,10 @@ class Exploits(Protocol):
         """The viewer's alerts about current reports the viewer may see now."""
         ...
 
+    def alert_of(self, user_id: int, n: int) -> tuple[str, int] | None:
+        """The watched name and the version's seq of a user's alert (system use)."""
+        ...
+
     def related(self, viewer: Viewer, seq: int, limit: int) -> list[Link]:
         """Reports correlated with a version the caller has already reached visibly; only
         current ones the viewer may see."""
@@ -348,6 +406,12 @@ class Store(Protocol):
     def exploits(self) -> Exploits: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def rfis(self) -> Rfis: ...
+    @property
+    def requirements(self) -> Requirements: ...
+    @property
+    def taxii(self) -> TaxiiRecords: ...
 
     def optimize(self) -> str:
         """Operator maintenance for a large node (index merge, statistics); a summary."""

@@ -11,6 +11,10 @@ from bices.store.sqlite_db import AUDIT_SCHEMA, Database
 from bices.store.sqlite_exploits import SqliteExploits
 from bices.store.sqlite_outbox import SqliteOutbox
 from bices.store.sqlite_reports import SqliteReports
+from bices.store.sqlite_requirements import SqliteRequirements
+from bices.store.sqlite_rfis import SqliteRfis
+from bices.store.sqlite_rfis import install as install_rfis
+from bices.store.sqlite_taxii import SqliteTaxii
 
 
 class SqliteStore:
@@ -27,6 +31,10 @@ class SqliteStore:
         )
         self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
         self.outbox = SqliteOutbox(self.db)
+        self.requirements = SqliteRequirements(self.db)
+        install_rfis(self.db)
+        self.rfis = SqliteRfis(self.db, self.reports)
+        self.taxii = SqliteTaxii(self.db, self.reports)
 
     def _move_legacy_audit(self) -> None:
         """Data folders of the first release kept the chain in the main file: move it, and

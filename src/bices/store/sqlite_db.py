@@ -158,6 +158,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     n INTEGER NOT NULL, seq INTEGER NOT NULL, entity_id INTEGER NOT NULL, at TEXT NOT NULL,
     UNIQUE (watch_id, seq), UNIQUE (user_id, n)
 );
+-- Standing requirements, numbered per user (`n`, the id the owner sees). The meta row
+-- `requirements_version` changes with every write so that open streams reload them.
+CREATE TABLE IF NOT EXISTS requirements (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), n INTEGER NOT NULL,
+    name TEXT NOT NULL, filters TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, UNIQUE (user_id, n)
+);
+INSERT OR IGNORE INTO meta VALUES ('requirements_version', 1);
 -- How far each consumer of the `events` outbox has got.
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 

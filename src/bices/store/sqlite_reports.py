@@ -115,28 +115,35 @@ class SqliteReports:
         Sequence numbers are assigned here (the write transaction holds SQLite's write lock,
         across processes too), so every table is filled with one `executemany`.
         """
-        stored: list[ReportVersion] = []
         with self._db.write() as conn:
-            self._check_versions(conn, writes)
-            seq = next_seq(conn) - 1
-            label_ids: dict[Label, int] = {}
-            audits: list[AuditDraft] = []
-            blobs: list[tuple[str, int, bytes]] = []
-            for write in writes:
-                v = write.version
-                label_id = label_ids.get(v.label)
-                if label_id is None:
-                    label_id = label_ids[v.label] = label_id_of(conn, v.label)
-                seq += 1
-                if v.version > 1:
-                    _supersede(conn, v.id, v.version, seq)
-                stored.append(replace(v, seq=seq, label_id=label_id))
-                blobs.extend((hashlib.sha256(d).hexdigest(), len(d), d) for d in write.blobs)
-                if write.audit is not None:
-                    audits.append(replace(write.audit, label_id=label_id))
-            _insert(conn, stored)
-            conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)", blobs)
-            append_audit(conn, audits)
+            return self.add_in(conn, writes)
+
+    def add_in(
+        self, conn: sqlite3.Connection, writes: Sequence[ReportWrite]
+    ) -> list[ReportVersion]:
+        """`add` inside the caller's write transaction (an RFI answer stores its new report
+        with the link to the RFI, so that neither is stored without the other)."""
+        stored: list[ReportVersion] = []
+        self._check_versions(conn, writes)
+        seq = next_seq(conn) - 1
+        label_ids: dict[Label, int] = {}
+        audits: list[AuditDraft] = []
+        blobs: list[tuple[str, int, bytes]] = []
+        for write in writes:
+            v = write.version
+            label_id = label_ids.get(v.label)
+            if label_id is None:
+                label_id = label_ids[v.label] = label_id_of(conn, v.label)
+            seq += 1
+            if v.version > 1:
+                _supersede(conn, v.id, v.version, seq)
+            stored.append(replace(v, seq=seq, label_id=label_id))
+            blobs.extend((hashlib.sha256(d).hexdigest(), len(d), d) for d in write.blobs)
+            if write.audit is not None:
+                audits.append(replace(write.audit, label_id=label_id))
+        _insert(conn, stored)
+        conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)", blobs)
+        append_audit(conn, audits)
         return stored
 
     def _check_versions(self, conn: sqlite3.Connection, writes: Sequence[ReportWrite]) -> None:
@@ -258,6 +265,15 @@ class SqliteReports:
         ).fetchall()
         by_seq = {row["seq"]: row for row in rows}
         return [self.row(by_seq[seq]) for seq in seqs]
+
+    def label(self, label_id: int) -> Label:
+        return self.labels.get(label_id)
+
+    def by_seq(self, seqs: list[int]) -> list[ReportVersion]:
+        """Stored versions by seq, whatever their labels: for the stream, which applies the
+        rule to each subscriber before sending anything (system use)."""
+        with self._db.snapshot() as conn:
+            return self.rows_by_seq(conn, seqs)
 
     def page(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
         """Current versions, newest first, with the total the viewer may see."""

@@ -1,0 +1,239 @@
+"""Live streams: Server-Sent Events at `/api/v1/stream`, WebSocket at `/api/v1/ws`.
+
+Both carry the same events (`report`, `rfi`, `alert`), each with the outbox seq as its
+id; a client resumes with `Last-Event-ID` (SSE) or `cursor` (WebSocket) and receives what
+it missed, once, in order. A send that the client does not take within `SEND_TIMEOUT_S`
+ends the connection: the client resumes from the last id it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from bices.api.auth import CurrentViewer, NodeDep
+from bices.api.errors import STATUS
+from bices.domain.errors import BicesError, InvalidInput, NotFound
+from bices.domain.users import Viewer
+from bices.node import Node
+from bices.share.stream import Sent, StreamClosed, StreamHub, Subscriber, parse_kinds
+
+router = APIRouter(prefix="/api/v1", tags=["stream"])
+
+SEND_TIMEOUT_S = 10.0
+RETRY_MS = 2000
+
+
+def hub_of(request: Request | WebSocket) -> StreamHub:
+    hub: StreamHub = request.app.state.hub
+    return hub
+
+
+def _cursor(text: str | None, what: str) -> int | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{what} {text!r} is not an event id") from None
+    if value < 0:
+        raise InvalidInput(f"{what} {value} is negative")
+    return value
+
+
+async def open_subscriber(
+    node: Node,
+    hub: StreamHub,
+    viewer: Viewer,
+    token: str,
+    cursor: int | None,
+    events: list[str],
+    matched: bool,
+    requirements: list[int],
+) -> Subscriber:
+    """A subscriber from the request's options, each checked: 4xx before the stream."""
+    kinds = parse_kinds(events)
+    head = await asyncio.to_thread(node.store.outbox.head)
+    if cursor is not None and cursor > head:
+        raise InvalidInput(f"event id {cursor} is ahead of this node's stream (newest: {head})")
+    chosen = None
+    if requirements:
+        own = {r.id for r in await asyncio.to_thread(node.store.requirements.of_user,
+                                                      viewer.user_id)}  # fmt: skip
+        missing = sorted(set(requirements) - own)
+        if missing:
+            raise NotFound(f"requirement {missing[0]} not found")
+        chosen = frozenset(requirements)
+    start = hub.head if cursor is None else cursor
+    subscriber = Subscriber(hub, viewer, token, start, kinds, matched, chosen)
+    subscriber.catching_up = start < hub.floor
+    return subscriber
+
+
+def _token(request: Request | WebSocket) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class EventStream(Response):
+    """An SSE body that gives up on a client that stops reading (bounded by the timeout)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, subscriber: Subscriber) -> None:
+        super().__init__(headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        # A stream has no length: drop the `content-length: 0` of the empty body.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.subscriber = subscriber
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+        async def chunk(body: bytes) -> None:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
+        async def pump() -> None:
+            await chunk(f"retry: {RETRY_MS}\n: stream open\n\n".encode())
+            try:
+                async for sent in self.subscriber.events():
+                    await chunk(b": keep-alive\n\n" if sent is None else sent.frame())
+            except StreamClosed as closed:
+                await chunk(Sent(self.subscriber.cursor, closed.event, closed.data).frame())
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(disconnected())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if tasks[0] in done and tasks[0].exception() is None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # Otherwise the client left or stopped reading: returning without completing the
+        # response makes the server drop the connection.
+
+
+@router.get(
+    "/stream",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`id:` (the event id), `event:` (`report`, `rfi`, `alert`; "
+            "`closed` or `overflow` last) and `data:` (JSON)",
+        }
+    },
+)
+async def stream(
+    request: Request,
+    viewer: CurrentViewer,
+    node: NodeDep,
+    last_event_id: Annotated[str | None, Header(description="resume after this id")] = None,
+    after: Annotated[int | None, Query(ge=0, description="resume after this id")] = None,
+    events: Annotated[list[str], Query(description="report, rfi, alert (default all)")] = [],  # noqa: B006
+    matched: Annotated[bool, Query(description="only reports that match a requirement")] = False,
+    requirement: Annotated[list[int], Query(description="use only these requirements")] = [],  # noqa: B006
+) -> EventStream:
+    """Server-Sent Events of everything the caller may see as it is stored: reports (with
+    the ids of the caller's requirements they match), RFIs, the caller's alerts."""
+    cursor = after if after is not None else _cursor(last_event_id, "Last-Event-ID")
+    token = _token(request)
+    assert token is not None  # the viewer was authenticated from it
+    subscriber = await open_subscriber(node, hub_of(request), viewer, token, cursor, events,
+                                       matched, requirement)  # fmt: skip
+    return EventStream(subscriber)
+
+
+@router.websocket("/ws")
+async def websocket_stream(websocket: WebSocket) -> None:
+    """The same events as JSON messages `{"id", "event", "data"}`. Authenticate with
+    `Authorization: Bearer` on the handshake, or send `{"token": ...}` first; options
+    (`cursor`, `events`, `matched`, `requirements`) as query parameters or in that message."""
+    node: Node = websocket.app.state.node
+    await websocket.accept()
+    try:
+        options: dict[str, Any] = {
+            "cursor": websocket.query_params.get("cursor"),
+            "events": websocket.query_params.getlist("events"),
+            "matched": websocket.query_params.get("matched", "false").lower() == "true",
+            "requirements": websocket.query_params.getlist("requirement"),
+        }
+        token = _token(websocket)
+        if token is None:
+            async with asyncio.timeout(10):
+                first = await websocket.receive_json()
+            if not isinstance(first, dict) or not isinstance(first.get("token"), str):
+                raise InvalidInput('send {"token": "..."} first, or authenticate the handshake')
+            token = first["token"]
+            options.update({k: first[k] for k in options if k in first})
+        viewer = await asyncio.to_thread(node.coalition.authenticate, token)
+        subscriber = await open_subscriber(
+            node, hub_of(websocket), viewer, token, _cursor(_text(options["cursor"]), "cursor"),
+            [str(e) for e in options["events"]], bool(options["matched"]),
+            [_int(r) for r in options["requirements"]],
+        )  # fmt: skip
+    except (BicesError, TimeoutError, ValueError) as error:
+        detail = "no token sent within 10 s" if isinstance(error, TimeoutError) else str(error)
+        code = STATUS.get(type(error), 400) if isinstance(error, BicesError) else 400
+        with contextlib.suppress(Exception):
+            await websocket.send_json({"event": "error", "data": {"detail": detail}})
+            await websocket.close(code=4000 + code)
+        return
+    except WebSocketDisconnect:
+        return
+
+    async def pump() -> None:
+        try:
+            async for sent in subscriber.events():
+                message = {"event": "keep-alive"} if sent is None else \
+                    {"id": sent.id, "event": sent.event, "data": sent.data}  # fmt: skip
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await websocket.send_json(message)
+        except StreamClosed as closed:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await websocket.send_json({"id": subscriber.cursor, "event": closed.event,
+                                           "data": closed.data})  # fmt: skip
+            await websocket.close(code=1008 if closed.event == "closed" else 1013)
+
+    async def listen() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()  # the client has nothing more to say
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"requirement {value!r} is not a requirement id") from None

@@ -1,0 +1,74 @@
+"""What the TAXII server needs of a store: versions in store order under the viewer's
+visible labels, a page at a time, and status resources. `SqliteTaxii` implements it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bices.domain.labels import Label
+from bices.domain.reports import ReportVersion
+from bices.domain.users import Viewer
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSelection:
+    """Which versions a TAXII request reads.
+
+    `labels` are the label ids of the collection that the viewer may see; `which` is `last`
+    (current versions), `first` (version 1) or `all`; `added_after` keeps versions stored
+    after it; `report_ids` and `seqs`, when given, narrow the read to versions of those
+    reports or at those seqs (either will do).
+    """
+
+    labels: tuple[int, ...]
+    which: str = "last"
+    added_after: datetime | None = None
+    report_ids: tuple[str, ...] | None = None
+    seqs: tuple[int, ...] | None = None
+
+
+class TaxiiReads(Protocol):
+    """Reads inside one snapshot; callers pass only label ids the viewer may see."""
+
+    def versions(
+        self, selection: VersionSelection, after_seq: int, limit: int
+    ) -> list[tuple[ReportVersion, bool]]:
+        """The next selected versions after `after_seq` in store order, each with whether it
+        is its report's current version."""
+        ...
+
+    def at_seqs(self, seqs: Sequence[int], labels: tuple[int, ...]) -> list[ReportVersion]: ...
+    def first_seqs(self, selection: VersionSelection) -> dict[int, int]:
+        """Each label's first selected seq (ignoring the narrowing by ids and seqs)."""
+        ...
+
+    def first_stored(self, report_ids: Sequence[str]) -> dict[str, datetime]:
+        """When version 1 of each report was stored."""
+        ...
+
+    def label(self, label_id: int) -> Label: ...
+    def extractions(self, seqs: Sequence[int]) -> dict[int, dict[str, Any]]: ...
+    def existing(
+        self, versions: Sequence[tuple[str, int]], labels: tuple[int, ...]
+    ) -> set[tuple[str, int]]: ...
+
+
+class TaxiiRecords(Protocol):
+    def viewing(
+        self, viewer: Viewer
+    ) -> AbstractContextManager[tuple[TaxiiReads, tuple[int, ...]]]: ...
+    def save_status(
+        self,
+        status_id: str,
+        viewer: Viewer,
+        collection: str,
+        requested_at: datetime,
+        body: dict[str, Any],
+    ) -> None: ...
+    def status(
+        self, member: str, status_id: str
+    ) -> tuple[str, datetime, dict[str, Any]] | None: ...

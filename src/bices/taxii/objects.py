@@ -1,0 +1,88 @@
+"""STIX objects of stored report versions, as the TAXII server serves them.
+
+Each version's objects come from the STIX mapping (`bices.stix.report_objects`) and are
+serialised once; they are kept in a bounded cache by (seq, whether its extraction is in),
+since a version never changes and its extraction arrives once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bices.domain.reports import ReportVersion
+from bices.stix import report_objects
+from bices.taxii.filters import timestamp
+
+# Types of the objects a version refers to rather than consists of: the same object comes
+# with every version under the same label (its markings, the extension definitions, the
+# originator's identity), so the stream serves each once (see `pages`).
+REFERENCE_TYPES = frozenset({"marking-definition", "extension-definition", "identity"})
+
+
+@dataclass(frozen=True, slots=True)
+class StixObject:
+    id: str
+    type: str
+    spec_version: str
+    version: str  # `modified`, else `created`, else empty (the date added stands in)
+    text: str  # the object serialised as JSON
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.id, self.version
+
+    @property
+    def is_reference(self) -> bool:
+        return self.type in REFERENCE_TYPES
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> StixObject:
+        return cls(
+            id=str(obj["id"]),
+            type=str(obj["type"]),
+            spec_version=str(obj.get("spec_version", "2.1")),
+            version=str(obj.get("modified") or obj.get("created") or ""),
+            text=json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
+        )
+
+    def admits_version(self, at: frozenset[datetime]) -> bool:
+        """Whether the object's version is one of the timestamps of `match[version]`."""
+        if not self.version:
+            return False
+        return timestamp(self.version, "version") in at
+
+
+class ObjectSource:
+    """The objects of each version, generated once and kept while room allows."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._cache: OrderedDict[tuple[int, bool], tuple[StixObject, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(
+        self,
+        version: ReportVersion,
+        extraction: dict[str, Any] | None,
+        first_stored_at: datetime | None = None,
+    ) -> tuple[StixObject, ...]:
+        """The objects of a stored version; `first_stored_at` (when version 1 was stored)
+        is needed for a later version's `created`."""
+        key = (version.seq, extraction is not None)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        objects = report_objects(version, extraction, first_stored_at=first_stored_at)
+        made = tuple(StixObject.of(obj) for obj in objects)
+        with self._lock:
+            self._cache[key] = made
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        return made
