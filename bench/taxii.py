@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Corpus, free_port, record, served, wait_for_quiet
 from bices.domain.labels import Label
 from bices.domain.members import MemberKind
+from bices.domain.signing import canonical
 from bices.node import Node
 from bices.settings import Settings
 from bices.stix import label_marking
@@ -257,6 +259,36 @@ def collection_of(root_url: str, password: str, alias: str | None) -> Collection
     raise RuntimeError(f"no collection {alias} at {root_url}")
 
 
+@dataclass(frozen=True)
+class Limit:
+    sign: float  # reports/s
+    insert: float
+
+    @property
+    def serial(self) -> float:
+        return 1 / (1 / self.sign + 1 / self.insert)
+
+
+def post_limit(batches: list[dict[str, Any]], folder: Path) -> Limit:
+    """What signing and storing the posted reports cost with nothing else around them."""
+    from ingest import raw_sqlite  # bench/ingest.py: the same raw insert as its limit
+
+    reports = [
+        {"type": "INTREP", "title": o["name"], "body": o.get("description", ""),
+         "language": "en", "label": {"classification": "NATO SECRET",
+         "releasable_to": ["NATO", "KOR"], "caveats": []},
+         "source": {"name": "bench", "reliability": "B", "credibility": 2},
+         "reported_at": o["published"], "locations": []}
+        for batch in batches for o in batch["objects"] if o["type"] == "report"
+    ]  # fmt: skip
+    key = Ed25519PrivateKey.generate()
+    started = time.perf_counter()
+    for report in reports:
+        key.sign(canonical(report))
+    sign = len(reports) / (time.perf_counter() - started)
+    return Limit(sign, raw_sqlite(folder, reports))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=2000)
@@ -279,6 +311,7 @@ def main() -> None:
                 json.loads(json.dumps(batches)),
                 args.fetch,
             )
+        limit = post_limit(batches, folder)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -321,10 +354,20 @@ def main() -> None:
         f"{args.fetch} fetches by id took ours {ours.fetch_s:.2f} s, medallion "
         f"{theirs.fetch_s:.2f} s.",
         "",
-        "The POST target is past this machine's limits for a node that signs what it stores: "
-        "2× medallion's in-memory append is more than one process can sign with Ed25519 and "
-        "insert into SQLite with FTS5 (see the limits under *Ingest through HTTP*); each "
-        "report posted from STIX also keeps its source bundle as an attachment.",
+        f"The limit for a node that signs what it stores, measured in this run on the same "
+        f"reports: Ed25519 signing of their canonical form alone {limit.sign:,.0f}/s, a "
+        f"plain SQLite insert of each row and its FTS5 entry (100 per transaction) alone "
+        f"{limit.insert:,.0f}/s, so both in one process at most {limit.serial:,.0f}/s "
+        f"({limit.serial / theirs.post_rate:.1f}× medallion's in-memory append). "
+        + (
+            "The POST target is within that limit: what separates ours from it is Python per "
+            "report (mapping STIX to a draft, validating it, the label check, the canonical "
+            "form, the audit chain, the source objects kept as an attachment), "
+            f"{1e6 / ours.post_rate - 1e6 / limit.serial:,.0f} µs of each report's "
+            f"{1e6 / ours.post_rate:,.0f} µs."
+            if limit.serial >= 2 * theirs.post_rate
+            else "The POST target asks for more than that limit."
+        ),
         "",
         f"Targets (ours ≥ 2× medallion's POST rate, ≥ 20× its GET rate): "
         f"**{'met' if all(verdicts) else 'MISSED'}**.",
