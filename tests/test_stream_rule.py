@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from bices.domain.labels import Classification, Label
 from bices.domain.members import MemberStatus
 from bices.domain.reports import ReportDraft
+from bices.domain.rfis import RfiDraft
 from bices.domain.users import Viewer
 from bices.node import Node
 from bices.policy import may_see
@@ -181,6 +183,40 @@ def test_slow_subscriber_is_told_to_resume_and_others_go_on(
         assert await _drain(again, stored[-1].seq, rest) == "caught up"
         assert [s.id for s in rest] == [v.seq for v in stored if v.seq > resume]
         assert len(hub.buffered_after(hub.floor, 10_000) or []) <= 2 * hub.buffer
+        await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_stores_wake_the_hub_at_once_without_waiting_for_its_poll(
+    world: tuple[Node, dict[str, str]],
+) -> None:
+    """Reports and RFI changes are announced on the bus after their commit; a hub that
+    polls only every 30 s still hands them out at once."""
+    node, writers = world
+    usa = node.coalition.authenticate(writers["USA"])
+    kor_token = Coalition(node).user("KOR")
+
+    async def scenario() -> None:
+        hub = StreamHub(node.store, node.bus, poll_s=30)
+        await hub.start()
+        await asyncio.sleep(0.05)  # let the hub's first poll pass
+        subscriber = Subscriber(hub, node.coalition.authenticate(kor_token), kor_token, hub.head)
+        stream = subscriber.events(keepalive_s=30).__aiter__()
+        draft = RfiDraft.model_validate({
+            "question": "Which berth is the boat at?", "addressees": ["KOR"],
+            "deadline": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+            "label": {"classification": "NATO SECRET",
+                      "releasable_to": ["NATO", "KOR"]}})  # fmt: skip
+        rfi = await asyncio.to_thread(node.rfis.create, usa, draft)
+        async with asyncio.timeout(3):
+            sent = await anext(stream)
+        assert sent is not None and (sent.event, sent.data["id"]) == ("rfi", rfi.id)
+        report = ReportDraft.model_validate(report_json())
+        stored = await asyncio.to_thread(node.collector.submit, usa, [report])
+        async with asyncio.timeout(3):
+            sent = await anext(stream)
+        assert sent is not None and (sent.event, sent.id) == ("report", stored[0].seq)
         await hub.stop()
 
     asyncio.run(scenario())

@@ -22,7 +22,15 @@ class ReportStored:
     seq: int
 
 
-Event = ReportStored
+@dataclass(frozen=True, slots=True)
+class RfiChanged:
+    """An RFI was created or changed; the stream reads what changed from the outbox."""
+
+    name = "rfi"
+    rfi_id: str
+
+
+Event = ReportStored | RfiChanged
 
 
 class Subscription(Protocol):

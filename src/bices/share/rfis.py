@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from bices.bus.base import RfiChanged
 from bices.domain import rfis as steps
 from bices.domain.audit import AuditDraft
 from bices.domain.errors import InvalidInput, NotFound
@@ -122,7 +123,9 @@ class RfiService:
         for attempt in range(STALE_RETRIES):
             change, events = decide(rfi)
             try:
-                return self.store.rfis.change(rfi, change, events, report)
+                stored = self.store.rfis.change(rfi, change, events, report)
+                self.collector.bus.publish([RfiChanged(rfi.id)])  # after the commit
+                return stored
             except StaleRfi:
                 if attempt == STALE_RETRIES - 1:
                     raise
@@ -141,6 +144,7 @@ class RfiService:
             str(uuid.uuid4()), now,
         )  # fmt: skip
         self.store.rfis.create(rfi, [self._audit(viewer, rfi, rfi.history[0], acting, label)])
+        self.collector.bus.publish([RfiChanged(rfi.id)])  # wakes the streams at once
         return self._served(viewer, rfi.id, acting)
 
     def accept(self, viewer: Viewer, rfi_id: str, acting: str | None = None) -> Rfi:
