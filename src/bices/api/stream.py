@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -44,6 +45,22 @@ def _cursor(text: str | None, what: str) -> int | None:
     if value < 0:
         raise InvalidInput(f"{what} {value} is negative")
     return value
+
+
+async def first_of(*work: Coroutine[Any, Any, None]) -> int | None:
+    """Run side by side until one ends; cancel the rest. The index of the one that ended
+    without an error (None if it raised)."""
+    tasks = [asyncio.create_task(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    ended = next(i for i, task in enumerate(tasks) if task in done)
+    return None if tasks[ended].exception() is not None else ended
 
 
 async def open_subscriber(
@@ -111,16 +128,7 @@ class EventStream(Response):
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        tasks = [asyncio.create_task(pump()), asyncio.create_task(disconnected())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        if tasks[0] in done and tasks[0].exception() is None:
+        if await first_of(pump(), disconnected()) == 0:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(SEND_TIMEOUT_S):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -215,15 +223,9 @@ async def websocket_stream(websocket: WebSocket) -> None:
             while True:
                 await websocket.receive_text()  # the client has nothing more to say
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await first_of(pump(), listen())
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         with contextlib.suppress(Exception):
             await websocket.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,3 +94,14 @@ def bices_identity() -> dict[str, Any]:
         "software that defines the BICES STIX extensions.",
         "identity_class": "system",
     }
+
+
+def unique_by_id(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objects in order, each id once (the first kept)."""
+    seen: set[str] = set()
+    out = []
+    for obj in objects:
+        if obj["id"] not in seen:
+            seen.add(obj["id"])
+            out.append(obj)
+    return out

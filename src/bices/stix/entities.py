@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from bices.stix._common import SPEC_VERSION, stix_id
+from bices.stix._common import SPEC_VERSION, stix_id, unique_by_id
 
 INTRUSION_SETS = frozenset(
     {
@@ -156,7 +156,7 @@ def _event(
     kind = str(event.get("type") or "event")
     names = [p for p in event.get("participants") or [] if isinstance(p, str)]
     place_name = event.get("place")
-    participants = _unique([by_name[n] for n in names if n in by_name])
+    participants = unique_by_id([by_name[n] for n in names if n in by_name])
     place = by_name.get(place_name) if isinstance(place_name, str) else None
     place = place if place is not None and place["type"] == "location" else None
     out: list[dict[str, Any]] = []
@@ -215,13 +215,3 @@ def _describe(kind: str, names: Sequence[str], place: object, day: object) -> st
     if isinstance(day, str):
         text += f" on {day}"
     return text
-
-
-def _unique(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    out = []
-    for obj in objects:
-        if obj["id"] not in seen:
-            seen.add(obj["id"])
-            out.append(obj)
-    return out

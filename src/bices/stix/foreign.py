@@ -22,7 +22,7 @@ from typing import Any
 from bices.domain.errors import InvalidInput
 from bices.domain.labels import Label
 from bices.domain.reports import AttachmentDraft, is_language, iso
-from bices.stix._common import parse_timestamp, stix_id
+from bices.stix._common import parse_timestamp, stix_id, unique_by_id
 from bices.stix.grading import foreign_grading
 from bices.stix.importing import (
     Imported,
@@ -61,7 +61,7 @@ def foreign_report(root: dict[str, Any], index: Objects, marks: Markings) -> Imp
     notes = [note for note in index.notes_about(where) if note is not root]
     referenced = [o for o in (index.get(r) for r in _refs(root)) if o is not None and o is not root]
     author = index.get(root.get("created_by_ref"))
-    carried = _unique([*referenced, *notes, *([author] if author else [])])
+    carried = unique_by_id([*referenced, *notes, *([author] if author else [])])
     labels: list[Label] = [label]
     for obj in carried:
         found = marks.label(obj, required=False)
@@ -174,13 +174,3 @@ def _attachment(
         content_base64=base64.b64encode(data).decode("ascii"),
     )
     return draft.model_dump()
-
-
-def _unique(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    out = []
-    for obj in objects:
-        if obj["id"] not in seen:
-            seen.add(obj["id"])
-            out.append(obj)
-    return out
