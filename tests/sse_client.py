@@ -14,7 +14,7 @@ import httpx
 
 @dataclass(frozen=True)
 class Event:
-    id: int | None
+    id: str | None  # sealed: opaque to the client
     event: str
     data: dict[str, Any]
 
@@ -26,7 +26,7 @@ class Listener:
     base: str
     token: str
     params: dict[str, Any] = field(default_factory=dict)
-    last_event_id: int | None = None
+    last_event_id: str | None = None
     status: int | None = None
     ended: threading.Event = field(default_factory=threading.Event)
     opened: threading.Event = field(default_factory=threading.Event)
@@ -61,7 +61,7 @@ class Listener:
                         return
                     if not line:
                         if "event" in fields:
-                            event_id = int(fields["id"]) if "id" in fields else None
+                            event_id = fields.get("id")
                             data = json.loads(fields.get("data", "{}"))
                             self.events.put(Event(event_id, fields["event"], data))
                         fields = {}

@@ -228,6 +228,11 @@ def test_crud_over_the_api(client: TestClient, coalition: Coalition) -> None:
     assert client.get("/api/v1/requirements/1", headers=auth(kor)).status_code == 404
     assert client.delete("/api/v1/requirements/1", headers=auth(kor)).status_code == 404
     assert client.get("/api/v1/requirements/1", headers=auth(usa)).status_code == 200
+    # A removed number is not given again: a stream that names it must not pick up new
+    # filters.
+    again = client.post("/api/v1/requirements", json={"name": "y", "types": ["ISR"]},
+                        headers=auth(kor))  # fmt: skip
+    assert again.json()["id"] == 2
 
 
 def test_bad_requirement_is_refused_and_not_stored(

@@ -3,6 +3,7 @@ suspension and revocation mid-stream, bad options; and the WebSocket twin."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,9 @@ def test_each_report_reaches_the_entitled_and_no_one_else(
     got = korea.take(2)
     assert [e.data["id"] for e in got] == [first, second]
     assert [e.event for e in got] == ["report", "report"]
-    assert got[0].id is not None and got[1].id is not None and got[0].id < got[1].id
+    # Ids are sealed: distinct, opaque, and tell nothing of what happened between them.
+    assert got[0].id is not None and got[1].id is not None and got[0].id != got[1].id
+    assert all(len(e.id or "") == 22 for e in got)
     assert got[0].data["title"] == "Sinpo activity"
     assert got[0].data["label"]["banner"] == "NATO SECRET // REL TO NATO, KOR"
     assert got[0].data["requirements"] == []
@@ -67,7 +70,7 @@ def test_resume_with_last_event_id_gets_what_was_missed_once_in_order(
     later = post(server.base_url, usa, title="after the resume")
     assert [e.data["id"] for e in resumed.take(1)] == [later]
     ids = [e.id for e in again]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert len(set(ids)) == len(ids)
     # The same resume through the query string, which browsers' EventSource cannot set.
     by_query = Listener(server.base_url, kor, params={"after": got[2].id}).start()
     assert [e.data["id"] for e in by_query.take(5)] == [*missed, later]
@@ -188,14 +191,51 @@ def test_rfi_changes_reach_those_who_may_see_the_rfi(
     japan.close()
 
 
+def test_a_closed_stream_resumes_from_what_it_received_not_past_hidden_events(
+    server: RunningServer, coalition: Coalition
+) -> None:
+    usa = coalition.user("USA")
+    kor = coalition.user("KOR", name="kor.watcher")
+    listener = Listener(server.base_url, kor).start()
+    post(server.base_url, usa, label=KOREA_ONLY)
+    (received,) = listener.take(1)
+    for _ in range(3):  # events Korea may not see: its cursor must not tell of them
+        post(server.base_url, usa, label={"classification": "NATO SECRET",
+                                          "releasable_to": ["USA"]})  # fmt: skip
+    time.sleep(0.5)  # the hub has read them past Korea's last event
+    server.node.coalition.revoke("kor.watcher")
+    closing = listener.take(1)[0]
+    assert closing.event == "closed" and closing.id is None
+    assert closing.data["resume_after"] == received.id
+
+
+def test_what_a_stream_sends_is_audited(server: RunningServer, coalition: Coalition) -> None:
+    usa = coalition.user("USA")
+    kor = coalition.user("KOR", name="kor.reader")
+    listener = Listener(server.base_url, kor).start()
+    sent = post(server.base_url, usa, label=KOREA_ONLY)
+    listener.take(1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        reads = [e for e in server.node.store.audit.all_events()
+                 if e.action == "report.read" and e.actor == "kor.reader"]  # fmt: skip
+        if reads:
+            break
+        time.sleep(0.1)
+    assert [(e.target, e.detail["via"]) for e in reads] == [(sent, "stream")]
+    assert reads[0].label_id == server.node.store.reports.current_unfiltered(sent).label_id  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("headers", "params", "status", "message"),
     [
-        ({"Last-Event-ID": "abc"}, {}, 422, "Last-Event-ID 'abc' is not an event id"),
-        ({"Last-Event-ID": "999999"}, {}, 422, "is ahead of this node's stream"),
+        ({"Last-Event-ID": "abc"}, {}, 422, "Last-Event-ID 'abc' is not an event id of this"),
+        ({"Last-Event-ID": "999999"}, {}, 422, "'999999' is not an event id of this node"),
+        # An id sealed by another node's key (a real one of ours, one character changed).
+        ({"Last-Event-ID": "fxvhK1uG8FYa6Jxcnzk5NA"}, {}, 422, "is not an event id of this"),
         ({}, {"events": "report,gossip"}, 422, "unknown kind(s) gossip"),
         ({}, {"requirement": 7}, 404, "requirement 7 not found"),
-        ({}, {"after": -1}, 422, "after"),
+        ({}, {"after": -1}, 422, "after '-1' is not an event id of this node"),
     ],
 )
 def test_bad_stream_options_are_named(
@@ -229,7 +269,7 @@ def test_websocket_carries_the_same_events(client: TestClient, coalition: Coalit
                              headers=auth(usa)).json()["id"]  # fmt: skip
         first, second = korea.receive_json(), korea.receive_json()
         assert [first["data"]["id"], second["data"]["id"]] == [hidden, shared]
-        assert first["event"] == "report" and first["id"] < second["id"]
+        assert first["event"] == "report" and first["id"] != second["id"]
         assert japan.receive_json()["data"]["id"] == shared
     # Resume from a cursor: what came after it, in order.
     with client.websocket_connect(f"/api/v1/ws?cursor={first['id']}", headers=auth(kor)) as again:
@@ -241,6 +281,11 @@ def test_websocket_carries_the_same_events(client: TestClient, coalition: Coalit
     [
         ({"token": "not-a-token"}, 4401, "token is unknown"),
         ({"hello": 1}, 4422, 'send {"token": "..."} first'),
+        ({"token": "t", "events": 5}, 4422, "events: a list of kinds"),
+        ({"token": "t", "requirements": 5}, 4422, "requirements: a list of requirement ids"),
+        ({"token": "t", "matched": "false"}, 4422, "matched: true or false"),
+        ({"token": "t", "cursor": 7}, 4422, "cursor: an event id"),
+        ({"token": "t", "colour": "red"}, 4422, "unknown field(s) in the first message: colour"),
     ],
 )
 def test_websocket_refuses_bad_credentials(
@@ -255,10 +300,21 @@ def test_websocket_refuses_bad_credentials(
         assert closed.value.code == code
 
 
+def test_websocket_refuses_a_binary_first_message(client: TestClient) -> None:
+    with client.websocket_connect("/api/v1/ws") as ws:
+        ws.send_bytes(b'{"token": "x"}')
+        assert "first as text" in ws.receive_json()["data"]["detail"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 4422
+
+
 def test_websocket_bad_cursor(client: TestClient, coalition: Coalition) -> None:
     kor = coalition.user("KOR")
     with client.websocket_connect("/api/v1/ws?cursor=nope", headers=auth(kor)) as ws:
-        assert "cursor 'nope' is not an event id" in ws.receive_json()["data"]["detail"]
+        assert (
+            "cursor 'nope' is not an event id of this node" in ws.receive_json()["data"]["detail"]
+        )
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 4422

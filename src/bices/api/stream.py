@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -35,16 +37,15 @@ def hub_of(request: Request | WebSocket) -> StreamHub:
     return hub
 
 
-def _cursor(text: str | None, what: str) -> int | None:
+def _cursor(hub: StreamHub, text: str | None, what: str) -> int | None:
+    """The seq of an event id this node gave out; anything else is refused, with no
+    number in the message (the ids are sealed so that none can be read from them)."""
     if text is None or not text.strip():
         return None
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise InvalidInput(f"{what} {text!r} is not an event id") from None
-    if value < 0:
-        raise InvalidInput(f"{what} {value} is negative")
-    return value
+    seq = hub.open(text.strip())
+    if seq is None:
+        raise InvalidInput(f"{what} {text.strip()[:40]!r} is not an event id of this node")
+    return seq
 
 
 async def first_of(*work: Coroutine[Any, Any, None]) -> int | None:
@@ -75,9 +76,8 @@ async def open_subscriber(
 ) -> Subscriber:
     """A subscriber from the request's options, each checked: 4xx before the stream."""
     kinds = parse_kinds(events)
-    head = await asyncio.to_thread(node.store.outbox.head)
-    if cursor is not None and cursor > head:
-        raise InvalidInput(f"event id {cursor} is ahead of this node's stream (newest: {head})")
+    if cursor is not None:  # an id from a restored backup may lie ahead: start at the head
+        cursor = min(cursor, await asyncio.to_thread(node.store.outbox.head))
     chosen = None
     if requirements:
         own = {r.id for r in await asyncio.to_thread(node.store.requirements.of_user,
@@ -120,9 +120,13 @@ class EventStream(Response):
             await chunk(f"retry: {RETRY_MS}\n: stream open\n\n".encode())
             try:
                 async for sent in self.subscriber.events():
-                    await chunk(b": keep-alive\n\n" if sent is None else sent.frame())
+                    if sent is None:
+                        await chunk(b": keep-alive\n\n")
+                        continue
+                    await chunk(sent.frame())
+                    self.subscriber.delivered(sent)
             except StreamClosed as closed:
-                await chunk(Sent(self.subscriber.cursor, closed.event, closed.data).frame())
+                await chunk(Sent(None, closed.event, closed.data).frame())
 
         async def disconnected() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -152,18 +156,22 @@ async def stream(
     viewer: CurrentViewer,
     node: NodeDep,
     last_event_id: Annotated[str | None, Header(description="resume after this id")] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this id")] = None,
+    after: Annotated[
+        str | None, Query(max_length=64, description="resume after this id (as Last-Event-ID)")
+    ] = None,
     events: Annotated[list[str], Query(description="report, rfi, alert (default all)")] = [],  # noqa: B006
     matched: Annotated[bool, Query(description="only reports that match a requirement")] = False,
     requirement: Annotated[list[int], Query(description="use only these requirements")] = [],  # noqa: B006
 ) -> EventStream:
     """Server-Sent Events of everything the caller may see as it is stored: reports (with
     the ids of the caller's requirements they match), RFIs, the caller's alerts."""
-    cursor = after if after is not None else _cursor(last_event_id, "Last-Event-ID")
+    hub = hub_of(request)
+    cursor = _cursor(hub, after, "after") if after is not None else \
+        _cursor(hub, last_event_id, "Last-Event-ID")  # fmt: skip
     token = _token(request)
     assert token is not None  # the viewer was authenticated from it
-    subscriber = await open_subscriber(node, hub_of(request), viewer, token, cursor, events,
-                                       matched, requirement)  # fmt: skip
+    subscriber = await open_subscriber(node, hub, viewer, token, cursor, events, matched,
+                                       requirement)  # fmt: skip
     return EventStream(subscriber)
 
 
@@ -175,25 +183,25 @@ async def websocket_stream(websocket: WebSocket) -> None:
     node: Node = websocket.app.state.node
     await websocket.accept()
     try:
-        options: dict[str, Any] = {
-            "cursor": websocket.query_params.get("cursor"),
-            "events": websocket.query_params.getlist("events"),
-            "matched": websocket.query_params.get("matched", "false").lower() == "true",
-            "requirements": websocket.query_params.getlist("requirement"),
-        }
+        query = websocket.query_params
+        options = WsOptions(
+            cursor=query.get("cursor"),
+            events=query.getlist("events"),
+            matched=_flag(query.get("matched", "false")),
+            requirements=[_int(r) for r in query.getlist("requirement")],
+        )
         token = _token(websocket)
         if token is None:
             async with asyncio.timeout(10):
-                first = await websocket.receive_json()
-            if not isinstance(first, dict) or not isinstance(first.get("token"), str):
-                raise InvalidInput('send {"token": "..."} first, or authenticate the handshake')
-            token = first["token"]
-            options.update({k: first[k] for k in options if k in first})
+                message = await websocket.receive()
+            if message.get("type") == "websocket.disconnect":
+                return
+            token, options = _first_message(message.get("text"), options)
         viewer = await asyncio.to_thread(node.coalition.authenticate, token)
+        hub = hub_of(websocket)
         subscriber = await open_subscriber(
-            node, hub_of(websocket), viewer, token, _cursor(_text(options["cursor"]), "cursor"),
-            [str(e) for e in options["events"]], bool(options["matched"]),
-            [_int(r) for r in options["requirements"]],
+            node, hub, viewer, token, _cursor(hub, options.cursor, "cursor"), options.events,
+            options.matched, options.requirements,
         )  # fmt: skip
     except (BicesError, TimeoutError, ValueError) as error:
         detail = "no token sent within 10 s" if isinstance(error, TimeoutError) else str(error)
@@ -209,13 +217,14 @@ async def websocket_stream(websocket: WebSocket) -> None:
         try:
             async for sent in subscriber.events():
                 message = {"event": "keep-alive"} if sent is None else \
-                    {"id": sent.id, "event": sent.event, "data": sent.data}  # fmt: skip
+                    {"id": sent.event_id, "event": sent.event, "data": sent.data}  # fmt: skip
                 async with asyncio.timeout(SEND_TIMEOUT_S):
                     await websocket.send_json(message)
+                if sent is not None:
+                    subscriber.delivered(sent)
         except StreamClosed as closed:
             async with asyncio.timeout(SEND_TIMEOUT_S):
-                await websocket.send_json({"id": subscriber.cursor, "event": closed.event,
-                                           "data": closed.data})  # fmt: skip
+                await websocket.send_json({"event": closed.event, "data": closed.data})
             await websocket.close(code=1008 if closed.event == "closed" else 1013)
 
     async def listen() -> None:
@@ -230,8 +239,48 @@ async def websocket_stream(websocket: WebSocket) -> None:
             await websocket.close()
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+@dataclass(frozen=True, slots=True)
+class WsOptions:
+    cursor: str | None
+    events: list[str]
+    matched: bool
+    requirements: list[int]
+
+
+def _first_message(text: str | None, options: WsOptions) -> tuple[str, WsOptions]:
+    """`{"token": ..., "cursor"?, "events"?, "matched"?, "requirements"?}`, checked."""
+    try:
+        first = json.loads(text) if text is not None else None
+    except json.JSONDecodeError:
+        first = None
+    if not isinstance(first, dict) or not isinstance(first.get("token"), str):
+        raise InvalidInput('send {"token": "..."} first as text, or authenticate the handshake')
+    unknown = sorted(set(first) - {"token", "cursor", "events", "matched", "requirements"})
+    if unknown:
+        raise InvalidInput(f"unknown field(s) in the first message: {', '.join(unknown)}")
+    cursor = first.get("cursor", options.cursor)
+    events = first.get("events", options.events)
+    matched = first.get("matched", options.matched)
+    requirements = first.get("requirements", options.requirements)
+    if cursor is not None and not isinstance(cursor, str):
+        raise InvalidInput("cursor: an event id (text)")
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        raise InvalidInput('events: a list of kinds, e.g. ["report", "rfi"]')
+    if not isinstance(matched, bool):
+        raise InvalidInput("matched: true or false")
+    if not isinstance(requirements, list) or not all(
+        isinstance(r, int) and not isinstance(r, bool) for r in requirements
+    ):
+        raise InvalidInput("requirements: a list of requirement ids")
+    return first["token"], WsOptions(cursor, events, matched, requirements)
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in {"true", "1", "yes"}:
+        return True
+    if text.lower() in {"false", "0", "no"}:
+        return False
+    raise InvalidInput(f"matched: {text[:20]!r} is not true or false")
 
 
 def _int(value: Any) -> int:

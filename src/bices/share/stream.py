@@ -30,6 +30,7 @@ from typing import Any
 
 from bices.bus.base import Bus
 from bices.coalition import hash_token
+from bices.domain.audit import AuditDraft
 from bices.domain.errors import InvalidInput
 from bices.domain.labels import Label
 from bices.domain.members import MemberStatus
@@ -42,6 +43,7 @@ from bices.store.base import OutboxEvent, Store
 log = logging.getLogger(__name__)
 
 KINDS = ("report", "rfi", "alert")
+EVENT_TAG = b"e"  # the sealer's tag of stream event ids
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class StreamItem:
     version: ReportVersion | None = None
     facts: Facts | None = None  # the report's own fields
     exploited: Facts | None = None  # with entities and topics, once known
+    event_id: str = ""  # the seq sealed under the node's key: what the client sees
     _head: bytes = b""  # the SSE frame up to the data's closing brace, encoded once
     _frames: dict[tuple[int, ...] | None, bytes] = field(default_factory=dict)
 
@@ -67,7 +70,8 @@ class StreamItem:
             return found
         if not self._head:
             body = json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode()
-            self._head = b"id: %d\nevent: %s\ndata: %s" % (self.seq, self.kind.encode(), body[:-1])
+            self._head = b"id: %s\nevent: %s\ndata: %s" % (
+                self.event_id.encode(), self.kind.encode(), body[:-1])  # fmt: skip
         tail = b"}" if requirements is None else (
             b',"requirements":[%s]}' % ",".join(map(str, requirements)).encode())  # fmt: skip
         frame = self._head + tail + b"\n\n"
@@ -78,15 +82,20 @@ class StreamItem:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """What a subscriber receives: SSE `id:`, `event:` and `data:`. A report's data is
-    the item's, plus the subscriber's own `requirements`; the item's part is encoded once
-    for every subscriber (`frame`)."""
+    """What a subscriber receives: `event:` and `data:`, and for events of the outbox the
+    SSE `id:` (`event_id`, the sealed seq; `id` is the seq itself, kept inside the node).
+    A report's data is the item's, plus the subscriber's own `requirements`; the item's
+    part is encoded once for every subscriber (`frame`)."""
 
-    id: int
+    id: int | None
     event: str
     base: dict[str, Any]
     requirements: tuple[int, ...] | None = None  # reports only
     item: StreamItem | None = None
+
+    @property
+    def event_id(self) -> str | None:
+        return None if self.item is None else self.item.event_id
 
     @property
     def data(self) -> dict[str, Any]:
@@ -95,10 +104,10 @@ class Sent:
         return {**self.base, "requirements": list(self.requirements)}
 
     def frame(self) -> bytes:
-        """The SSE message."""
+        """The SSE message (a control message has no id: the client keeps its last)."""
         if self.item is None:
             body = json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode()
-            return b"id: %d\nevent: %s\ndata: %s\n\n" % (self.id, self.event.encode(), body)
+            return b"event: %s\ndata: %s\n\n" % (self.event.encode(), body)
         return self.item.frame(self.requirements)
 
 
@@ -168,6 +177,7 @@ class StreamHub:
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._extractor: Any = None
+        self._audits: list[AuditDraft] = []  # reads delivered, appended once per tick
 
     # -- the follower ----------------------------------------------------------------
 
@@ -183,6 +193,28 @@ class StreamHub:
                 await self._task
         for subscriber in list(self._subscribers):
             subscriber.wake.set()
+        await self._flush_audit()
+
+    def audit(self, viewer: Viewer, item: StreamItem) -> None:
+        """Record that `viewer` was sent `item` (appended to the audit log within a tick)."""
+        data = item.data
+        if item.kind == "rfi":
+            action, target, detail = "rfi.read", data["id"], {"revision": data["revision"]}
+        else:
+            report = data if item.kind == "report" else data["report"]
+            action, target, detail = "report.read", report["id"], {"version": report["version"]}
+        detail["via"] = "stream" if item.kind != "alert" else "alert"
+        self._audits.append(AuditDraft(viewer.name, viewer.member, action, target,
+                                       item.label_id, detail))  # fmt: skip
+
+    async def _flush_audit(self) -> None:
+        if self._audits:
+            drafts, self._audits = self._audits, []
+            try:
+                await asyncio.to_thread(self.store.audit.append, drafts)
+            except BaseException:
+                self._audits = drafts + self._audits  # the next tick tries again
+                raise
 
     async def _follow(self) -> None:
         woken = asyncio.Event()
@@ -198,6 +230,7 @@ class StreamHub:
                     await self._refresh()
                     while await self._advance():
                         pass
+                    await self._flush_audit()
                 except Exception:  # the next tick tries again; the outbox keeps everything
                     log.exception("following the outbox failed")
         finally:
@@ -254,6 +287,10 @@ class StreamHub:
         few subscribers)."""
         for subscriber in self._subscribers:
             waiting = subscriber.idle and subscriber.cursor == before and subscriber.current
+            if waiting and subscriber.needs_exploitation:
+                # Deciding would run the extractor here, on the event loop: let it decide.
+                waiting = all(item.exploited is not None or item.version is None
+                              for item in items)  # fmt: skip
             if waiting and all(subscriber.admit(item) is None for item in items):
                 subscriber.cursor = self.head
                 continue
@@ -283,10 +320,20 @@ class StreamHub:
             elif row.kind == "rfi":
                 item = self._rfi_item(row)
             if item is not None:
+                item.event_id = self.seal(item.seq)
                 if exploit and item.version is not None:
                     self.exploit(item)
                 items.append(item)
         return items
+
+    def seal(self, seq: int) -> str:
+        """The event id clients see for an outbox seq."""
+        return self.store.sealer.seal(EVENT_TAG, seq)
+
+    def open(self, event_id: str) -> int | None:
+        """The seq of an event id this node gave out, or None."""
+        found = self.store.sealer.open(EVENT_TAG, event_id)
+        return None if found is None else found[0]
 
     def _report_item(self, seq: int, version: ReportVersion) -> StreamItem:
         return StreamItem(seq, "report", version.label_id, version.label, None,
@@ -394,8 +441,22 @@ class Subscriber:
     _checked_at: float = field(default_factory=time.monotonic)
     catching_up: bool = False
     idle: bool = False  # waiting for the hub, with nothing left to send
+    last_sent: int = -1  # the seq of the last event delivered (-1: none yet: the start)
+
+    def delivered(self, sent: Sent) -> None:
+        """The client has been handed `sent`: resume from here, and audit the read."""
+        if sent.id is None or sent.item is None:
+            return
+        self.last_sent = sent.id
+        self.hub.audit(self.viewer, sent.item)
+
+    def _resume_after(self) -> str:
+        return self.hub.seal(self.start if self.last_sent < 0 else self.last_sent)
 
     RECHECK_S = 30.0  # tokens expire; a stream re-checks its token this often at least
+
+    def __post_init__(self) -> None:
+        self.start = self.cursor  # where it began: the resume point until it gets something
 
     @property
     def current(self) -> bool:
@@ -420,7 +481,8 @@ class Subscriber:
             viewer = await asyncio.to_thread(self._current_viewer)
             if viewer is None or viewer.member_status is not MemberStatus.ACTIVE:
                 reason = "token revoked or expired, or member no longer active"
-                raise StreamClosed("closed", {"reason": reason, "resume_after": self.cursor})
+                raise StreamClosed("closed", {"reason": reason,
+                                              "resume_after": self._resume_after()})  # fmt: skip
             self.viewer = viewer
             self._seen.clear()
             self._directory_version = hub.directory_version
@@ -488,8 +550,8 @@ class Subscriber:
                 if items is None:
                     if not self.catching_up and self.cursor != 0:
                         reason = "fell behind the stream; reconnect with Last-Event-ID to resume"
-                        raise StreamClosed("overflow", {"reason": reason,
-                                                        "resume_after": self.cursor})  # fmt: skip
+                        resume = self._resume_after()
+                        raise StreamClosed("overflow", {"reason": reason, "resume_after": resume})
                     last, items = await asyncio.to_thread(
                         hub.stored_after, self.cursor, 200, self.needs_exploitation
                     )
@@ -510,6 +572,10 @@ class Subscriber:
                     if not self.wake.is_set():
                         yield None
                     continue
+                if self.needs_exploitation:  # entities and topics, found off the event loop
+                    for item in items:
+                        if item.version is not None and item.exploited is None:
+                            await asyncio.to_thread(hub.exploit, item)
                 for item in items:
                     if item.seq <= self.cursor:
                         continue

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bices.domain.audit import AuditDraft, AuditEvent
 from bices.domain.corroboration import Reported
+from bices.domain.cursors import Sealer
 from bices.domain.fingerprints import Fingerprint
 from bices.domain.labels import Classification, Label
 from bices.domain.members import Member, MemberKind, MemberStatus
@@ -410,6 +411,11 @@ class Store(Protocol):
     def rfis(self) -> Rfis: ...
     @property
     def requirements(self) -> Requirements: ...
+    @property
+    def sealer(self) -> Sealer:
+        """Seals positions given out as cursors (the key is the node's own)."""
+        ...
+
     @property
     def taxii(self) -> TaxiiRecords: ...
 

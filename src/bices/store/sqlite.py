@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+from bices.domain.cursors import Sealer
 from bices.store.sqlite_audit import SqliteAuditLog
 from bices.store.sqlite_coalition import SqliteCoalition
 from bices.store.sqlite_db import AUDIT_SCHEMA, Database
@@ -31,10 +33,18 @@ class SqliteStore:
         )
         self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
         self.outbox = SqliteOutbox(self.db)
+        self.sealer = Sealer(self._secret("cursor"))
         self.requirements = SqliteRequirements(self.db)
         install_rfis(self.db)
         self.rfis = SqliteRfis(self.db, self.reports)
         self.taxii = SqliteTaxii(self.db, self.reports)
+
+    def _secret(self, name: str) -> bytes:
+        """A random 32-byte node secret, made on first use and kept in the store."""
+        with self.db.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO secrets VALUES (?, ?)", (name, os.urandom(32)))
+            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
 
     def _move_legacy_audit(self) -> None:
         """Data folders of the first release kept the chain in the main file: move it, and

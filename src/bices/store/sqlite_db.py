@@ -166,6 +166,13 @@ CREATE TABLE IF NOT EXISTS requirements (
     updated_at TEXT NOT NULL, UNIQUE (user_id, n)
 );
 INSERT OR IGNORE INTO meta VALUES ('requirements_version', 1);
+-- The last number each user's requirements got: a removed one's number is not given again
+-- (an open stream that names it must not start using someone's new filters).
+CREATE TABLE IF NOT EXISTS requirement_numbers (
+    user_id INTEGER PRIMARY KEY, last INTEGER NOT NULL
+);
+-- Node secrets, made once: `cursor` seals the positions given out as cursors.
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 -- How far each consumer of the `events` outbox has got.
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 

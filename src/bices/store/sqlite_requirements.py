@@ -38,8 +38,15 @@ class SqliteRequirements:
         now = iso(datetime.now(UTC))
         with self._db.write() as conn:
             n = conn.execute(
-                "SELECT coalesce(max(n), 0) + 1 FROM requirements WHERE user_id = ?", (user_id,)
+                "SELECT max(coalesce((SELECT max(n) FROM requirements WHERE user_id = ?), 0), "
+                "coalesce((SELECT last FROM requirement_numbers WHERE user_id = ?), 0)) + 1",
+                (user_id, user_id),
             ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO requirement_numbers VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET last = excluded.last",
+                (user_id, n),
+            )
             conn.execute(
                 "INSERT INTO requirements (user_id, n, name, filters, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
