@@ -191,5 +191,8 @@ def demo(
             f'     curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/entities?q=Korea"'
             "   (entities appear as the worker exploits the reports)"
         )
+        out.print(f'     curl -N -H "Authorization: Bearer {first.token}" "{base}/api/v1/stream"'
+                  "   (the live stream)")  # fmt: skip
+        out.print(f"TAXII 2.1: {base}/taxii2/ (HTTP Basic: {first.name} and the token)")
         if not seed_only:
             _serve(node, host, port)
