@@ -555,3 +555,42 @@ def test_verify_of_node_signed_report_and_its_versions(
         ],
     }
     assert client.get(f"{REPORTS}/{report_id}/verify", headers=auth(jpn)).status_code == 404
+
+
+def test_list_cursor_is_sealed_and_tells_nothing_of_hidden_reports(
+    client: TestClient, coalition: Coalition
+) -> None:
+    """A listing cursor once was base64 of `list:SEQ`: two of them, a page apart, counted the
+    versions hidden between. Now it is sealed: opaque, and never made up."""
+    usa = coalition.user("USA", clearance="COSMIC TOP SECRET")
+    kor = coalition.user("KOR")
+    hidden = {"classification": "NATO SECRET", "releasable_to": ["USA"], "caveats": []}
+    first = create(client, usa, title="Oldest")
+    for i in range(4):
+        create(client, usa, title=f"Hidden {i}", label=hidden)
+    create(client, usa, title="Newer")
+    create(client, usa, title="Newest")
+    page = client.get(REPORTS, params={"limit": 1}, headers=auth(kor)).json()
+    cursor = page["next_cursor"]
+    assert len(cursor) == 22
+    raw = base64.urlsafe_b64decode(cursor + "==")
+    assert b"list" not in raw and b":" not in raw
+    ids, _ = list_all(client, kor, limit=1)
+    assert len(ids) == 3 and ids[-1] == first
+    search = client.get("/api/v1/search", params={"q": "missile", "limit": 1}, headers=auth(kor))
+    search_cursor = search.json()["next_cursor"]
+    assert search_cursor is not None and len(search_cursor) == 22
+    old_style = base64.urlsafe_b64encode(b"list:3").decode().rstrip("=")
+    tampered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    for forged in (old_style, tampered, search_cursor, "bGlzdDo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"):
+        refused = client.get(REPORTS, params={"cursor": forged}, headers=auth(kor))
+        assert refused.status_code == 422, refused.text
+        assert "is not a cursor of this listing" in refused.text
+    for forged in (cursor, base64.urlsafe_b64encode(b"search:1").decode().rstrip("=")):
+        refused = client.get("/api/v1/search", params={"q": "missile", "cursor": forged},
+                             headers=auth(kor))  # fmt: skip
+        assert refused.status_code == 422, refused.text
+        assert "is not a cursor of this listing" in refused.text
+    nxt = client.get("/api/v1/search", params={"q": "missile", "limit": 1, "cursor": search_cursor},
+                     headers=auth(kor))  # fmt: skip
+    assert nxt.status_code == 200 and len(nxt.json()["items"]) == 1

@@ -7,11 +7,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bices.domain.errors import BadSignature, InvalidInput
 from bices.domain.labels import Classification, Label
@@ -20,12 +23,14 @@ from bices.domain.users import Viewer
 from bices.node import Node
 from bices.pipeline.exploit import Exploiter
 from bices.stix import (
+    EXTENSION_ID,
     REPORT_EXTENSION_ID,
     TlpLevel,
     TlpPolicy,
     TlpRule,
     bundle,
     drafts_from_bundle,
+    foreign_report_id,
     label_marking,
     report_objects,
 )
@@ -194,7 +199,8 @@ def kept_objects(draft: ReportDraft) -> dict[str, dict[str, Any]]:
 
 def test_a_misp_event_report_is_imported_with_its_markings_mapped() -> None:
     (draft,) = drafts_from_bundle(sample("misp_event_report"), "POL")
-    assert draft.id == "b84399e5-fe84-4dcd-a87c-ad5286bd1751" and draft.signature is None
+    stix_id = "report--b84399e5-fe84-4dcd-a87c-ad5286bd1751"
+    assert draft.id == foreign_report_id("POL", stix_id) and draft.signature is None
     assert draft.title.startswith("Phishing wave against port logistics firms")
     assert "Two firms reported credential theft" in draft.body  # the event report (note)
     # TLP:WHITE on the event, TLP:AMBER on one of its attributes: the report takes the stricter.
@@ -445,3 +451,147 @@ def test_tlp_policy_settings_are_checked() -> None:
     strict = TlpPolicy.from_json({"levels": {"clear": None}})
     assert strict.levels[TlpLevel.CLEAR] is None
     assert strict.levels[TlpLevel.GREEN] == TlpPolicy.default().levels[TlpLevel.GREEN]
+
+
+# -- malformed STIX: a 4xx naming the object and the field, never a crash ------------------------
+
+
+def _labelled(classification: str = "NATO SECRET") -> list[dict[str, Any]]:
+    """A report marked with a BICES label, its source identity, the label's marking and the
+    extension definition (what a peer or a client that knows our labels posts)."""
+    from tests.taxii_samples import envelope, stix_report
+
+    objects: list[dict[str, Any]] = envelope(
+        stix_report(Label.build(classification, ["NATO", "KOR"], "USA"))
+    )["objects"]
+    return objects
+
+
+def _label_ext(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    ext: dict[str, Any] = objects[2]["extensions"][EXTENSION_ID]
+    return ext
+
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("report", ("extensions", [1]), "extensions"),
+    ("report", ("extensions", "x"), "extensions"),
+    ("report", ("object_marking_refs", 5), "object_marking_refs"),
+    ("report", ("object_marking_refs", [[1]]), "object_marking_refs"),
+    ("report", ("object_marking_refs", [{}]), "object_marking_refs"),
+    ("report", ("granular_markings", 5), "granular_markings"),
+    ("report", ("granular_markings", [{"marking_ref": 5, "selectors": ["name"]}]),
+     "granular_markings"),
+    ("marking", ("extensions", 5), "extensions"),
+    ("label", ("releasable_to", [1]), "releasable_to"),
+    ("label", ("caveats", [None]), "caveats"),
+    ("label", ("classification", 5), "classification"),
+    ("report", ("published", "9999-12-31T23:59:59-05:00"), "published"),
+    ("report", ("published", "0001-01-01T00:00:00+05:00"), "published"),
+    ("report", ("labels", 5), "labels"),
+    ("report", ("labels", [5]), "labels"),
+    ("report", ("name", ["a"]), "name"),
+    ("report", ("description", {"x": 1}), "description"),
+    ("report", ("lang", 5), "lang"),
+    ("report", ("created_by_ref", {}), "created_by_ref"),
+    ("report", ("object_refs", [1]), "object_refs"),
+    ("report", ("confidence", "x"), "confidence"),
+    ("identity", ("name", {}), "name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "change", "field"), MALFORMED)
+def test_a_malformed_property_is_refused_naming_object_and_field(
+    target: str, change: tuple[str, Any], field: str
+) -> None:
+    objects = _labelled()
+    key, value = change
+    holder = {"report": objects[0], "identity": objects[1], "marking": objects[2],
+              "label": _label_ext(objects)}[target]  # fmt: skip
+    holder[key] = value
+    named = objects[2]["id"] if target in ("marking", "label") else holder.get("id", "")
+    with pytest.raises(InvalidInput) as refused:
+        drafts_from_bundle(objects, "USA")
+    assert named in str(refused.value) and field in str(refused.value), str(refused.value)
+
+
+def test_an_own_report_with_malformed_extensions_is_refused() -> None:
+    node_objects = _labelled()
+    node_objects[0]["extensions"] = {REPORT_EXTENSION_ID: 5}
+    with pytest.raises(InvalidInput, match=REPORT_EXTENSION_ID):
+        drafts_from_bundle(node_objects, "USA")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+FIELDS = ["type", "spec_version", "id", "created", "modified", "name", "description", "lang",
+          "published", "report_types", "object_refs", "created_by_ref", "object_marking_refs",
+          "granular_markings", "extensions", "labels", "confidence", "revoked", "identity_class",
+          "external_references", "definition_type", "definition", "content", "abstract",
+          "x_opencti_reliability", "releasable_to", "caveats", "classification", "originator",
+          "policy", "report_id", "version", "report_type", "source", "reported_at",
+          "observed_at", "locations", "attachments", "signature", "language"]  # fmt: skip
+
+
+def _exported_objects() -> list[dict[str, Any]]:
+    """A report as BICES exports it (with the BICES report extension), graded and placed."""
+    from datetime import UTC, datetime
+
+    from bices.domain.reports import Location, ReportType, Source
+
+    stored = datetime(2024, 7, 10, 9, 30, tzinfo=UTC)
+    exported = ReportVersion(
+        id="5d1c3a2e-8f4b-4c6d-9e0f-1a2b3c4d5e6f", version=1, type=ReportType.INTREP,
+        title="Launch", body="A missile was launched.", language="en",
+        label=Label.build("NATO SECRET", ["NATO", "KOR"], "USA"),
+        source=Source(name="Coastal radar", reliability="B", credibility=2),
+        reported_at=stored, observed_at=stored, locations=(Location(lat=40.8, lon=129.6),),
+        attachments=(), author="usa.analyst", stored_at=stored, signature="c2lnbmF0dXJl",
+    )  # fmt: skip
+    return bundle(report_objects(exported, None))["objects"]  # type: ignore[no-any-return]
+
+
+_FUZZ_BASES = [_labelled(), _exported_objects(), sample("misp_event_report")["objects"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.sampled_from(range(3)), data=st.data())
+def test_any_json_in_any_field_is_a_draft_or_invalid_input(base: int, data: st.DataObject) -> None:
+    """Mutating fields of a valid envelope (its objects, the BICES label inside a marking,
+    the report extension of an exported report) with any JSON values gives drafts or
+    InvalidInput: never another exception."""
+    objects = copy.deepcopy(_FUZZ_BASES[base])
+    holders: list[dict[str, Any]] = list(objects)
+    for obj in objects:
+        holders += [ext for ext in (obj.get("extensions") or {}).values()]
+        holders += [g for g in obj.get("granular_markings") or [] if isinstance(g, dict)]
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="changes")):
+        holder = data.draw(st.sampled_from(holders), label="holder")
+        field = data.draw(st.sampled_from(sorted({*holder, *FIELDS})), label="field")
+        holder[field] = data.draw(JSON_VALUES, label="value")
+    try:
+        drafts = drafts_from_bundle(objects, "USA")
+    except InvalidInput:
+        return
+    assert all(isinstance(d, ReportDraft) for d in drafts)
+
+
+def test_a_foreign_report_id_is_the_importing_members_own() -> None:
+    """Another platform's report id is derived from the importing member and the STIX id:
+    the same member importing it again gets the same id (and is told it is taken), another
+    member gets a report of its own, never a conflict with one it may not see."""
+    stix_id = "report--b84399e5-fe84-4dcd-a87c-ad5286bd1751"
+    (pol,) = drafts_from_bundle(sample("misp_event_report"), "POL")
+    (again,) = drafts_from_bundle(sample("misp_event_report"), "POL")
+    (est,) = drafts_from_bundle(sample("misp_event_report"), "EST")
+    assert pol.id == again.id != est.id
+    assert pol.id is not None and est.id is not None
+    assert stix_id.split("--")[1] not in (pol.id, est.id)
+    assert str(uuid.UUID(pol.id)) == pol.id and uuid.UUID(pol.id).version == 5
+    assert stix_id in kept_objects(pol) and stix_id in kept_objects(est)  # the original id
+    (imported,) = imported_reports(sample("misp_event_report"), "POL")
+    assert imported.stix_id == stix_id

@@ -10,6 +10,7 @@ import requests
 import stix2
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
+from bices.stix import foreign_report_id
 from tests.conftest import Coalition, RunningServer
 from tests.taxii_samples import envelope, label, stix_report
 
@@ -20,6 +21,11 @@ def _quiet_clients() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def stored_id(group: list[dict[str, Any]], member: str = "USA") -> str:
+    """The id a posted report (of another platform: no BICES report extension) is served as."""
+    return f"report--{foreign_report_id(member, group[0]['id'])}"
 
 
 def ingest(server: RunningServer, name: str, token: str) -> Collection:
@@ -65,7 +71,8 @@ def test_add_read_page_and_fetch(server: RunningServer, coalition: Coalition) ->
         pages += 1
     assert pages >= 4
     assert [r["name"] for r in reports] == [f"Report {i}" for i in range(7)]
-    assert [r["id"] for r in reports] == [group[0]["id"] for group in posted]
+    # a report another platform made becomes a report of the posting member, id and all
+    assert [r["id"] for r in reports] == [stored_id(group) for group in posted]
 
     # one by id, its versions, the manifest
     wanted = reports[3]["id"]
@@ -107,11 +114,11 @@ def test_stix2_source_and_sink(server: RunningServer, coalition: Coalition) -> N
     sink.add(stix2.Bundle(objects, allow_custom=True))  # posted as one bundle
 
     source = stix2.TAXIICollectionSource(collection)
-    report = source.get(group[0]["id"])
+    report = source.get(stored_id(group))
     assert report is not None and report.name == "Through the sink"
     found = source.query([stix2.Filter("type", "=", "report")])
-    assert [r.id for r in found] == [group[0]["id"]]
-    assert len(source.all_versions(group[0]["id"])) == 1
+    assert [r.id for r in found] == [stored_id(group)]
+    assert len(source.all_versions(stored_id(group))) == 1
     assert source.get("report--00000000-0000-4000-8000-000000000000") is None
     # the marking definition of its label came along, and parses as STIX 2.1
     marking = source.get(report.object_marking_refs[0])

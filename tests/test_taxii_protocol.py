@@ -4,7 +4,9 @@ status resources, DELETE, and the access rule on every one of them."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from bices.api import create_app
 from bices.node import Node
 from bices.policy import may_see
+from bices.stix import foreign_report_id
 from tests.conftest import Coalition, auth, report_json
 from tests.taxii_samples import ROOT, TAXII, envelope, label, stix_report
 
@@ -293,7 +296,8 @@ def test_delete_is_refused_with_405(taxii: TestClient, coalition: Coalition) -> 
 def test_post_envelope_and_status(taxii: TestClient, coalition: Coalition) -> None:
     token = coalition.user("USA")
     url = objects_url(taxii, token, "ingest")
-    posted = envelope(stix_report(label(), "One"), stix_report(label(), "Two"))
+    one, two = stix_report(label(), "One"), stix_report(label(), "Two")
+    posted = envelope(one, two)
     response = taxii.post(url, json=posted, headers=h(token, **{"Content-Type": TAXII}))
     assert response.status_code == 202, response.text
     status = response.json()
@@ -304,8 +308,14 @@ def test_post_envelope_and_status(taxii: TestClient, coalition: Coalition) -> No
     assert again == status
     reports, _ = read_all(taxii, url, token, **{"match[type]": "report"})
     assert [r["name"] for r in reports] == ["One", "Two"]
-    stored = {s["id"] for s in status["successes"] if s["id"].startswith("report--")}
-    assert stored == {r["id"] for r in reports}
+    # successes name the objects posted; each report's message, the report it became
+    reported = {s["id"]: s["message"] for s in status["successes"]
+                if s["id"].startswith("report--")}  # fmt: skip
+    assert set(reported) == {one[0]["id"], two[0]["id"]}
+    for group, served in zip((one, two), reports, strict=True):
+        report_id = foreign_report_id("USA", group[0]["id"])
+        assert served["id"] == f"report--{report_id}"
+        assert report_id in reported[group[0]["id"]]
 
 
 def test_status_is_the_posting_members_own(taxii: TestClient, coalition: Coalition) -> None:
@@ -468,3 +478,221 @@ def test_every_collection_obeys_the_rule(
         referenced = {m for o in found for m in o.get("object_marking_refs", [])}
         assert labels <= referenced | {o["id"] for o in found if o["type"] == "marking-definition"}
     assert served == allowed
+
+
+# -- review fixes: opaque cursors, created, versions headers, malformed STIX, foreign ids ---------
+
+HIDDEN = {"classification": "NATO SECRET", "releasable_to": ["USA"], "caveats": []}
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_next_is_opaque_and_only_what_the_server_gave(
+    taxii: TestClient, coalition: Coalition
+) -> None:
+    """A `next` tells nothing of the store's sequence (the gap between two would count the
+    hidden versions stored between them) and cannot be made up."""
+    usa = coalition.user("USA", clearance="COSMIC TOP SECRET")
+    kor = coalition.user("KOR")
+    post_reports(taxii, usa, report_json(title="A"))
+    post_reports(taxii, usa, *[report_json(title=f"H{i}", label=HIDDEN) for i in range(5)])
+    post_reports(taxii, usa, report_json(title="B"), report_json(title="C"))
+    url = objects_url(taxii, kor)
+    found, pages = read_all(taxii, url, kor, limit=1, **{"match[type]": "report"})
+    assert [o["name"] for o in found] == ["A", "B", "C"] and pages == 3
+    first = taxii.get(url, headers=h(kor), params={"limit": 1, "match[type]": "report"}).json()
+    cursor = first["next"]
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    assert not raw.startswith(b"t") or b"." not in raw
+    assert len(cursor) == 22
+    rest, _ = read_all(taxii, url, kor, next=cursor, **{"match[type]": "report"})
+    assert [o["name"] for o in rest] == ["B", "C"]
+    listing = taxii.get("/api/v1/reports", params={"limit": 1}, headers=auth(kor)).json()
+    tampered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    for forged in (_b64("t1.0"), _b64("t7.3"), tampered, listing["next_cursor"]):
+        refused = taxii.get(url, headers=h(kor), params={"next": forged})
+        assert refused.status_code == 422, refused.text
+        assert "is not a value this server gave" in refused.json()["description"]
+
+
+def test_a_forged_huge_next_is_refused_not_a_crash(taxii: TestClient, coalition: Coalition) -> None:
+    """Review item 8: base64 of `t99999999999999999999999.0` overflowed SQLite (a 500)."""
+    kor = coalition.user("KOR")
+    post_reports(taxii, coalition.user("USA"), report_json())
+    big = _b64("t99999999999999999999999.0")
+    url = objects_url(taxii, kor)
+    (report_id,) = [o["id"] for o in read_all(taxii, url, kor)[0] if o["type"] == "report"]
+    for path in (url, url.replace("/objects/", "/manifest/"), f"{url}{report_id}/",
+                 f"{url}{report_id}/versions/"):  # fmt: skip
+        refused = taxii.get(path, headers=h(kor), params={"next": big})
+        assert refused.status_code == 422, (path, refused.text)
+        assert "next" in refused.json()["description"]
+
+
+def test_created_is_when_the_first_version_the_viewer_may_see_was_stored(
+    taxii: TestClient, coalition: Coalition
+) -> None:
+    """Version 1 REL TO USA, version 2 REL TO NATO, KOR: KOR must not learn when version 1
+    was stored from `created`."""
+    usa = coalition.user("USA")
+    kor = coalition.user("KOR")
+    (report_id,) = post_reports(taxii, usa, report_json(title="One", label=HIDDEN))
+    updated = taxii.put(f"/api/v1/reports/{report_id}", json=report_json(title="Two"),
+                        headers=auth(usa))  # fmt: skip
+    assert updated.status_code == 200, updated.text
+    stix_id = f"report--{report_id}"
+    seen = {}
+    # USA first, then KOR, then USA again: what one viewer was served is not another's
+    for who, token in (("USA", usa), ("KOR", kor), ("USA again", usa)):
+        got = taxii.get(f"{objects_url(taxii, token)}{stix_id}/", headers=h(token))
+        assert got.status_code == 200, got.text
+        (obj,) = got.json()["objects"]
+        seen[who] = obj
+    assert seen["KOR"]["created"] == seen["KOR"]["modified"]  # version 2 is its first
+    assert seen["USA"]["created"] < seen["USA"]["modified"] == seen["KOR"]["modified"]
+    assert seen["USA again"] == seen["USA"]
+    every, _ = read_all(taxii, objects_url(taxii, kor), kor, **{"match[version]": "all"})
+    assert {o["created"] for o in every if o["id"] == stix_id} == {seen["KOR"]["created"]}
+
+
+def test_versions_carry_the_date_added_headers(taxii: TestClient, coalition: Coalition) -> None:
+    token = coalition.user("USA")
+    (report_id,) = post_reports(taxii, token, report_json(title="First"))
+    for title in ("Second", "Third"):
+        again = taxii.put(f"/api/v1/reports/{report_id}", json=report_json(title=title),
+                          headers=auth(token))  # fmt: skip
+        assert again.status_code == 200
+    url = objects_url(taxii, token)
+    stix_id = f"report--{report_id}"
+    manifest = taxii.get(url.replace("/objects/", "/manifest/"), headers=h(token),
+                         params={"match[id]": stix_id, "match[version]": "all"}).json()  # fmt: skip
+    added = [r["date_added"] for r in manifest["objects"]]
+    assert len(added) == 3
+    whole = taxii.get(f"{url}{stix_id}/versions/", headers=h(token))
+    assert whole.headers["X-TAXII-Date-Added-First"] == added[0]
+    assert whole.headers["X-TAXII-Date-Added-Last"] == added[2]
+    page = taxii.get(f"{url}{stix_id}/versions/", headers=h(token), params={"limit": 1})
+    assert page.json()["more"] is True
+    assert page.headers["X-TAXII-Date-Added-First"] == page.headers[
+        "X-TAXII-Date-Added-Last"] == added[0]  # fmt: skip
+    rest = taxii.get(f"{url}{stix_id}/versions/", headers=h(token),
+                     params={"next": page.json()["next"]})  # fmt: skip
+    assert rest.headers["X-TAXII-Date-Added-First"] == added[1]
+    assert rest.headers["X-TAXII-Date-Added-Last"] == added[2]
+
+
+def _set(path: tuple[Any, ...], value: Any) -> Any:
+    def change(objects: list[dict[str, Any]]) -> None:
+        holder: Any = objects
+        for step in path[:-1]:
+            holder = holder[step] if step != "LABEL" else holder[next(iter(holder))]
+        holder[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ((0, "extensions"), [1], "extensions"),
+        ((0, "extensions"), "x", "extensions"),
+        ((0, "object_marking_refs"), 5, "object_marking_refs"),
+        ((0, "object_marking_refs"), [[1]], "object_marking_refs"),
+        ((0, "object_marking_refs"), [{}], "object_marking_refs"),
+        ((0, "granular_markings"), 5, "granular_markings"),
+        ((2, "extensions"), 5, "extensions"),
+        ((2, "extensions", "LABEL", "releasable_to"), [1], "releasable_to"),
+        ((2, "extensions", "LABEL", "caveats"), [None], "caveats"),
+        ((0, "published"), "9999-12-31T23:59:59-05:00", "published"),
+        ((0, "labels"), 5, "labels"),
+        ((0, "name"), ["a"], "name"),
+        ((0, "description"), {"x": 1}, "description"),
+    ],
+)
+def test_malformed_stix_is_422_naming_object_and_field_and_stores_nothing(
+    taxii: TestClient, coalition: Coalition, node: Node, path: tuple[Any, ...], value: Any,
+    field: str,
+) -> None:  # fmt: skip
+    token = coalition.user("USA")
+    posted = envelope(stix_report(label()))
+    _set(path, value)(posted["objects"])
+    named = posted["objects"][path[0]]["id"]
+    response = taxii.post(objects_url(taxii, token, "ingest"), json=posted,
+                          headers=h(token, **{"Content-Type": TAXII}))  # fmt: skip
+    assert response.status_code == 422, response.text
+    description = response.json()["description"]
+    assert named in description and field in description, description
+    assert report_count(node) == 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_posting_any_mutated_envelope_never_answers_5xx(
+    taxii: TestClient, coalition: Coalition, node: Node, data: st.DataObject
+) -> None:
+    """Any JSON in any field of a valid envelope: 202 with the reports stored, or a 4xx with
+    nothing stored; never a 5xx."""
+    token = coalition.user("USA", roles=("collector",))
+    posted = envelope(stix_report(label()))
+    report, marking = posted["objects"][0], posted["objects"][2]
+    label_extension = next(iter(marking["extensions"].values()))
+    # the report and the label are where most is read: drawn more often
+    holders: list[dict[str, Any]] = [*posted["objects"], report, report, label_extension]
+    read = ["extensions", "object_marking_refs", "granular_markings", "labels", "name",
+            "description", "published", "lang", "confidence", "created_by_ref", "object_refs",
+            "releasable_to", "caveats", "classification", "originator"]  # fmt: skip
+    for _ in range(data.draw(st.integers(min_value=1, max_value=2), label="changes")):
+        holder = data.draw(st.sampled_from(holders), label="holder")
+        field = data.draw(st.sampled_from(read) | st.sampled_from(sorted(holder)), label="field")
+        holder[field] = data.draw(JSON_VALUES, label="value")
+    before = report_count(node)
+    response = taxii.post(objects_url(taxii, token, "ingest"), json=posted,
+                          headers=h(token, **{"Content-Type": TAXII}))  # fmt: skip
+    assert response.status_code < 500, response.text
+    if response.status_code != 202:
+        assert report_count(node) == before, response.text
+
+
+def test_the_same_foreign_object_posted_by_two_members(
+    taxii: TestClient, coalition: Coalition
+) -> None:
+    """Review item 3: a second member posting the same MISP object must not learn that a
+    report it may not see holds that id; each member gets a report of its own."""
+
+    sample = json.loads((Path(__file__).parent / "stix_samples/misp_event_report.json")
+                        .read_text())  # fmt: skip
+    stix_id = next(o["id"] for o in sample["objects"] if o["type"] == "report")
+    posted = {"objects": sample["objects"]}
+    usa, kor = coalition.user("USA"), coalition.user("KOR")
+    headers = {"Content-Type": TAXII}
+    first = taxii.post(objects_url(taxii, usa, "ingest"), json=posted, headers=h(usa, **headers))
+    second = taxii.post(objects_url(taxii, kor, "ingest"), json=posted, headers=h(kor, **headers))
+    assert first.status_code == second.status_code == 202, (first.text, second.text)
+    for token, member, status in ((usa, "USA", first), (kor, "KOR", second)):
+        report_id = foreign_report_id(member, stix_id)
+        mine = taxii.get(f"/api/v1/reports/{report_id}", headers=auth(token))
+        assert mine.status_code == 200, mine.text
+        (entry,) = [s for s in status.json()["successes"] if s["id"] == stix_id]
+        assert report_id in entry["message"]
+        other = "KOR" if member == "USA" else "USA"
+        hidden = taxii.get(f"/api/v1/reports/{foreign_report_id(other, stix_id)}",
+                           headers=auth(token))  # fmt: skip
+        assert hidden.status_code == 404
+    again = taxii.post(objects_url(taxii, usa, "ingest"), json=posted, headers=h(usa, **headers))
+    assert again.status_code == 409, again.text
+    assert foreign_report_id("USA", stix_id) in again.json()["description"]

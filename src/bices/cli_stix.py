@@ -67,9 +67,11 @@ def stix_export(
             version = node.reader.get(viewer, report_id)
             blobs = {a.sha256: node.reader.attachment(viewer, report_id, a.sha256).data
                      for a in version.attachments}  # fmt: skip
-            first = node.store.reports.version(viewer, report_id, 1)
+            # `created`: when the first version the user may see was stored (as over TAXII)
+            seen = node.store.reports.versions(viewer, report_id)
+            first = min(seen, key=lambda v: v.version, default=version)
             objects += report_objects(
                 version, node.store.exploits.result(version.seq), blobs=blobs,
-                first_stored_at=None if first is None else first.stored_at,
+                first_stored_at=first.stored_at,
             )  # fmt: skip
     print(json.dumps(bundle(objects), ensure_ascii=False, indent=1))

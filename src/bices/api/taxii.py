@@ -150,20 +150,12 @@ def _params(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
 
 
-def _dated(page: Page) -> dict[str, str]:
-    if not page.items:
-        return {}
-    return {
-        "X-TAXII-Date-Added-First": page.items[0].date_added,
-        "X-TAXII-Date-Added-Last": page.items[-1].date_added,
-    }
-
-
-def _envelope(page: Page) -> str:
+def _envelope(root: TaxiiRoot, page: Page) -> str:
     """The envelope as text, joining the objects' cached serialisations."""
     head: dict[str, Any] = {"more": page.more}
-    if page.more and page.next is not None:
-        head["next"] = page.next.encode()
+    next_ = root.next_of(page)
+    if next_ is not None:
+        head["next"] = next_
     text = json.dumps(head)[:-1]
     if page.items:
         text += ', "objects": [' + ",".join(item.obj.text for item in page.items) + "]"
@@ -251,9 +243,10 @@ async def get_objects(
 ) -> Response:
     def work(viewer: Viewer) -> Response:
         _check_root(api_root)
-        query = filters.parse(_params(request), filters.OBJECTS)
-        page = root_of(request).objects_page(viewer, collection, query)
-        return taxii_json(_envelope(page), headers=_dated(page))
+        root = root_of(request)
+        query = root.query(_params(request), filters.OBJECTS)
+        page = root.objects_page(viewer, collection, query)
+        return taxii_json(_envelope(root, page), headers=page.dated)
 
     return await answer(request, work)
 
@@ -286,9 +279,10 @@ async def get_object(
 ) -> Response:
     def work(viewer: Viewer) -> Response:
         _check_root(api_root)
-        query = filters.parse(_params(request), filters.OBJECT)
-        page = root_of(request).object_page(viewer, collection, object_id, query)
-        return taxii_json(_envelope(page), headers=_dated(page))
+        root = root_of(request)
+        query = root.query(_params(request), filters.OBJECT)
+        page = root.object_page(viewer, collection, object_id, query)
+        return taxii_json(_envelope(root, page), headers=page.dated)
 
     return await answer(request, work)
 
@@ -323,14 +317,15 @@ async def object_versions(
 ) -> Response:
     def work(viewer: Viewer) -> Response:
         _check_root(api_root)
-        query = filters.parse(_params(request), filters.VERSIONS)
-        found = root_of(request).versions(viewer, collection, object_id, query)
+        root = root_of(request)
+        query = root.query(_params(request), filters.VERSIONS)
+        found = root.versions(viewer, collection, object_id, query)
         body: dict[str, Any] = {"more": found.more}
         if found.next is not None:
             body["next"] = found.next
         if found.versions:
             body["versions"] = found.versions
-        return taxii_json(body)
+        return taxii_json(body, headers=found.dated)
 
     return await answer(request, work)
 
@@ -345,14 +340,16 @@ async def manifest(
 ) -> Response:
     def work(viewer: Viewer) -> Response:
         _check_root(api_root)
-        query = filters.parse(_params(request), filters.OBJECTS)
-        page = root_of(request).manifest(viewer, collection, query)
+        root = root_of(request)
+        query = root.query(_params(request), filters.OBJECTS)
+        page = root.manifest(viewer, collection, query)
         body: dict[str, Any] = {"more": page.more}
-        if page.more and page.next is not None:
-            body["next"] = page.next.encode()
+        next_ = root.next_of(page)
+        if next_ is not None:
+            body["next"] = next_
         if page.items:
             body["objects"] = [manifest_record(item) for item in page.items]
-        return taxii_json(body, headers=_dated(page))
+        return taxii_json(body, headers=page.dated)
 
     return await answer(request, work)
 

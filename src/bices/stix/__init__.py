@@ -7,7 +7,7 @@ another platform's (MISP, OpenCTI), into report drafts, mapping TLP through a `T
 Pure functions: no I/O, no store; the TAXII server and the ingest paths build on them.
 """
 
-from bices.stix._common import report_stix_id
+from bices.stix._common import foreign_report_id, report_stix_id
 from bices.stix.export import bundle, report_objects
 from bices.stix.importing import Imported, drafts_from_bundle, imported_reports
 from bices.stix.markings import (
@@ -29,6 +29,7 @@ __all__ = [
     "bundle",
     "drafts_from_bundle",
     "extension_definition",
+    "foreign_report_id",
     "imported_reports",
     "label_marking",
     "report_extension_definition",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,17 @@ def report_stix_id(report_id: str) -> str:
     return stix_id("report", report_id)
 
 
+def foreign_report_id(member: str, stix_object_id: str) -> str:
+    """The BICES report id of a report another platform made, as `member` imports it.
+
+    Derived from the importing member and the object's STIX id, never the STIX id itself:
+    the same member importing it again gets the same id (and is told it already has it),
+    while another member importing the same object gets a report of its own, and so learns
+    nothing of a report it may not see. The STIX id stays in the report's source attachment.
+    """
+    return str(uuid.uuid5(NAMESPACE, f"foreign-report/{member}/{stix_object_id.lower()}"))
+
+
 def sco_id(kind: str, contributing: dict[str, Any]) -> str:
     """A cyber-observable id as STIX 2.1 derives it from the id-contributing properties."""
     return f"{kind}--{uuid.uuid5(SCO_NAMESPACE, canonical_json(contributing))}"
@@ -76,9 +87,69 @@ def parse_timestamp(value: object, where: str) -> datetime:
             f"{year}-{month}-{day}T{hour}:{minute}:{second}.{micro:06d}"
             + ("+00:00" if zone == "Z" else zone)
         )
+        return moment.astimezone(UTC)
     except ValueError as error:
         raise InvalidInput(f"{where}: {value!r} is not a valid time: {error}") from None
-    return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"{where}: {value!r} is out of the range of times (years 1-9999 in UTC)"
+        ) from None
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, for a message: `a list`, `a number`, …"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def where_of(obj: Mapping[str, Any]) -> str:
+    object_id = obj.get("id")
+    return object_id if isinstance(object_id, str) else "an object"
+
+
+def text_of(obj: Mapping[str, Any], field: str) -> str | None:
+    """A string property (None when absent); anything else is refused, naming the field."""
+    value = obj.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidInput(f"{where_of(obj)}: {field} must be a string, not {json_kind(value)}")
+
+
+def strings_of(obj: Mapping[str, Any], field: str, what: str = "strings") -> list[str]:
+    """A list-of-strings property ([] when absent); anything else is refused."""
+    value = obj.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(
+            f"{where_of(obj)}: {field} must be a list of {what}, not {json_kind(value)}"
+        )
+    for item in value:
+        if not isinstance(item, str):
+            raise InvalidInput(
+                f"{where_of(obj)}: {field} must be a list of {what}; it holds {json_kind(item)}"
+            )
+    return value
+
+
+def extensions_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's `extensions` ({} when absent): an object of extensions by id."""
+    value = obj.get("extensions")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(
+            f"{where_of(obj)}: extensions must be an object of extensions by id, "
+            f"not {json_kind(value)}"
+        )
+    return value
 
 
 def bices_identity() -> dict[str, Any]:

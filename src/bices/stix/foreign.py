@@ -22,7 +22,14 @@ from typing import Any
 from bices.domain.errors import InvalidInput
 from bices.domain.labels import Label
 from bices.domain.reports import AttachmentDraft, is_language, iso
-from bices.stix._common import parse_timestamp, stix_id, unique_by_id
+from bices.stix._common import (
+    foreign_report_id,
+    parse_timestamp,
+    stix_id,
+    strings_of,
+    text_of,
+    unique_by_id,
+)
 from bices.stix.grading import foreign_grading
 from bices.stix.importing import (
     Imported,
@@ -60,7 +67,7 @@ def foreign_report(root: dict[str, Any], index: Objects, marks: Markings) -> Imp
     assert label is not None  # required=True
     notes = [note for note in index.notes_about(where) if note is not root]
     referenced = [o for o in (index.get(r) for r in _refs(root)) if o is not None and o is not root]
-    author = index.get(root.get("created_by_ref"))
+    author = index.get(text_of(root, "created_by_ref"))
     carried = unique_by_id([*referenced, *notes, *([author] if author else [])])
     labels: list[Label] = [label]
     for obj in carried:
@@ -74,7 +81,7 @@ def foreign_report(root: dict[str, Any], index: Objects, marks: Markings) -> Imp
         "type": "INTREP",
         "title": _title(root, body),
         "body": body,
-        "language": _language(root.get("lang")),
+        "language": _language(text_of(root, "lang")),
         "label": label_draft(combined),
         "source": {
             "name": _source_name(root, author),
@@ -84,34 +91,29 @@ def foreign_report(root: dict[str, Any], index: Objects, marks: Markings) -> Imp
         "reported_at": iso(_reported_at(root)),
         "locations": _locations(referenced),
         "attachments": [_attachment(root, carried, index, marks)],
-        "id": where.split("--", 1)[1].lower(),
+        "id": foreign_report_id(marks.member, where),
     }
     return Imported(where, 1, make_draft(where, fields))
 
 
 def _refs(obj: Mapping[str, Any]) -> list[str]:
-    refs = obj.get("object_refs")
-    if refs is None:
-        return []
-    if not isinstance(refs, list):
-        raise InvalidInput(f"{obj['id']}: object_refs is not a list")
-    return [str(ref) for ref in refs]
+    return strings_of(obj, "object_refs", "STIX ids")
 
 
 def _body(root: Mapping[str, Any], notes: Sequence[Mapping[str, Any]]) -> str:
-    text = root.get("content") if root["type"] == "note" else root.get("description")
-    parts = [text] if isinstance(text, str) and text else []
+    text = text_of(root, "content" if root["type"] == "note" else "description")
+    parts = [text] if text else []
     for note in notes:
-        abstract, content = note.get("abstract"), note.get("content")
-        heading = f"Note: {abstract}" if isinstance(abstract, str) and abstract else "Note"
-        if isinstance(content, str) and content:
+        abstract, content = text_of(note, "abstract"), text_of(note, "content")
+        heading = f"Note: {abstract}" if abstract else "Note"
+        if content:
             parts.append(f"{heading}\n{content}")
     return "\n\n".join(parts)
 
 
 def _title(root: Mapping[str, Any], body: str) -> str:
-    name = root.get("name") if root["type"] != "note" else root.get("abstract")
-    if not isinstance(name, str) or not name.strip():
+    name = text_of(root, "name" if root["type"] != "note" else "abstract")
+    if name is None or not name.strip():
         first = body.strip().splitlines()[0] if body.strip() else ""
         name = first or f"STIX {root['type']} {root['id'].split('--', 1)[1]}"
     return name if len(name) <= _MAX_TITLE else name[: _MAX_TITLE - 1] + "…"
@@ -132,7 +134,7 @@ def _reported_at(root: Mapping[str, Any]) -> Any:
 
 
 def _source_name(root: Mapping[str, Any], author: Mapping[str, Any] | None) -> str:
-    name: object = author.get("name") if author is not None else None
+    name: object = text_of(author, "name") if author is not None else None
     if not name and root["type"] == "note":
         authors = root.get("authors")
         name = authors[0] if isinstance(authors, list) and authors else None

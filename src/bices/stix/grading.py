@@ -16,7 +16,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bices.domain.errors import InvalidInput
 from bices.domain.reports import Reliability
+from bices.stix._common import json_kind, strings_of
 
 _TO_CONFIDENCE = {1: 90, 2: 70, 3: 50, 4: 30, 5: 10}
 _MISP_LABEL = re.compile(
@@ -41,13 +43,20 @@ def foreign_grading(
     report: Mapping[str, Any], author: Mapping[str, Any] | None
 ) -> tuple[Reliability, int]:
     """The grading of a report another platform made (see the module text)."""
-    reliability, credibility = Reliability.F, credibility_of(report.get("confidence"))
+    stated_confidence = report.get("confidence")
+    if stated_confidence is not None and credibility_of(stated_confidence) == 6:
+        raise InvalidInput(
+            f"{report['id']}: confidence must be an integer from 0 to 100, not "
+            f"{json_kind(stated_confidence)}"
+            + (f" {stated_confidence}" if isinstance(stated_confidence, int | float) else "")
+        )
+    reliability, credibility = Reliability.F, credibility_of(stated_confidence)
     if author is not None:
         stated = author.get("x_opencti_reliability")
         if isinstance(stated, str) and stated[:1].upper() in Reliability.__members__:
             reliability = Reliability(stated[:1].upper())
-    for label in report.get("labels") or []:
-        match = _MISP_LABEL.match(label) if isinstance(label, str) else None
+    for label in strings_of(report, "labels"):
+        match = _MISP_LABEL.match(label)
         if match is None:
             continue
         if match.group(1).lower() == "source-reliability" and match.group(2).isalpha():

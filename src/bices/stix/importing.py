@@ -31,7 +31,14 @@ from bices.domain.errors import InvalidInput
 from bices.domain.labels import Label, normalise_code
 from bices.domain.reports import AttachmentDraft, LabelDraft, ReportDraft
 from bices.policy import Directory
-from bices.stix._common import STIX_ID, parse_timestamp, report_stix_id
+from bices.stix._common import (
+    STIX_ID,
+    extensions_of,
+    json_kind,
+    parse_timestamp,
+    report_stix_id,
+    strings_of,
+)
 from bices.stix.markings import REPORT_EXTENSION_ID, is_label_marking, label_from_marking
 from bices.stix.tlp import TlpPolicy, TlpRule, tlp_level
 
@@ -120,8 +127,13 @@ def imported_reports(
         raise InvalidInput("the bundle holds no report, grouping or note to import")
     out = []
     for root in roots:
-        extension = (root.get("extensions") or {}).get(REPORT_EXTENSION_ID)
-        if root["type"] == "report" and isinstance(extension, Mapping):
+        extension = extensions_of(root).get(REPORT_EXTENSION_ID)
+        if extension is not None and not isinstance(extension, Mapping):
+            raise InvalidInput(
+                f"{root['id']}: extension {REPORT_EXTENSION_ID} must be an object, "
+                f"not {json_kind(extension)}"
+            )
+        if root["type"] == "report" and extension is not None:
             out.append(own_report(root, extension, index, marks))
         else:
             out.append(foreign_report(root, index, marks))
@@ -166,11 +178,25 @@ class Markings:
         self._labels: dict[str, Label] = {}
 
     def refs(self, obj: Mapping[str, Any]) -> list[str]:
-        refs = list(obj.get("object_marking_refs") or [])
-        for granular in obj.get("granular_markings") or []:
-            if isinstance(granular, Mapping) and granular.get("marking_ref"):
-                refs.append(granular["marking_ref"])
-        return [str(ref) for ref in dict.fromkeys(refs)]
+        """The ids of the markings of an object, whole and granular; refuses any that is not
+        a list of ids where STIX wants one."""
+        refs = list(strings_of(obj, "object_marking_refs", "marking-definition ids"))
+        granular_markings = obj.get("granular_markings")
+        if granular_markings is not None and not isinstance(granular_markings, list):
+            raise InvalidInput(
+                f"{obj['id']}: granular_markings must be a list of granular markings, "
+                f"not {json_kind(granular_markings)}"
+            )
+        for granular in granular_markings or []:
+            ref = granular.get("marking_ref") if isinstance(granular, Mapping) else granular
+            if not isinstance(granular, Mapping) or not isinstance(ref, str | None):
+                raise InvalidInput(
+                    f"{obj['id']}: granular_markings must be objects whose marking_ref is a "
+                    f"marking-definition id; it holds {json_kind(ref)}"
+                )
+            if ref:
+                refs.append(ref)
+        return list(dict.fromkeys(refs))
 
     def label(self, obj: Mapping[str, Any], required: bool = True) -> Label | None:
         """The label of one object; None if it has no marking and none is required."""

@@ -23,7 +23,15 @@ from typing import Any
 from bices.domain.errors import InvalidInput
 from bices.domain.label_xml import POLICY
 from bices.domain.labels import Classification, Label
-from bices.stix._common import BICES_IDENTITY_ID, EPOCH, NAMESPACE, SPEC_VERSION, canonical_json
+from bices.stix._common import (
+    BICES_IDENTITY_ID,
+    EPOCH,
+    NAMESPACE,
+    SPEC_VERSION,
+    canonical_json,
+    extensions_of,
+    json_kind,
+)
 from bices.stix.tlp import TlpLevel
 
 EXTENSION_ID = "extension-definition--6f780977-7880-4e0d-9be9-528f9cc26f13"
@@ -114,24 +122,26 @@ def tlp_for(label: Label) -> TlpLevel:
 
 
 def is_label_marking(marking: Mapping[str, Any]) -> bool:
-    return EXTENSION_ID in (marking.get("extensions") or {})
+    return EXTENSION_ID in extensions_of(marking)
 
 
 def label_from_marking(marking: Mapping[str, Any]) -> Label:
     """The label a BICES marking definition carries; its id must be the label's own."""
     marking_id = marking.get("id")
-    data = marking["extensions"][EXTENSION_ID]
+    data = extensions_of(marking)[EXTENSION_ID]
     if not isinstance(data, Mapping):
         raise InvalidInput(f"{marking_id}: the BICES label extension is not an object")
     if data.get("policy", POLICY) != POLICY:
         raise InvalidInput(f"{marking_id}: label policy {data.get('policy')!r} is not {POLICY!r}")
     try:
+        for field in ("classification", "originator"):
+            if not isinstance(data[field], str):
+                raise InvalidInput(f"{field} must be a string, not {json_kind(data[field])}")
         releasable, caveats = data["releasable_to"], data.get("caveats", [])
-        if not isinstance(releasable, list) or not isinstance(caveats, list):
-            raise InvalidInput("releasable_to and caveats must be lists")
-        label = Label.build(
-            str(data["classification"]), releasable, str(data["originator"]), caveats
-        )
+        for field, value in (("releasable_to", releasable), ("caveats", caveats)):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidInput(f"{field} must be a list of strings")
+        label = Label.build(data["classification"], releasable, data["originator"], caveats)
     except KeyError as missing:
         raise InvalidInput(f"{marking_id}: the BICES label has no {missing.args[0]}") from None
     except InvalidInput as error:

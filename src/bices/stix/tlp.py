@@ -35,7 +35,7 @@ from typing import Any
 
 from bices.domain.errors import InvalidInput
 from bices.domain.labels import Classification, normalise_caveat, normalise_code
-from bices.stix._common import SPEC_VERSION
+from bices.stix._common import SPEC_VERSION, extensions_of
 
 TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 TLP2_CREATED = "2022-10-01T00:00:00.000Z"
@@ -99,7 +99,7 @@ def _level(text: object) -> TlpLevel | None:
 
 def claimed_level(marking: Mapping[str, Any]) -> TlpLevel | None:
     """The TLP level a marking definition's content states, if it states one."""
-    extension = (marking.get("extensions") or {}).get(TLP2_EXTENSION_ID)
+    extension = extensions_of(marking).get(TLP2_EXTENSION_ID)
     if isinstance(extension, Mapping) and "tlp_2_0" in extension:
         return _level(extension["tlp_2_0"])
     kind = marking.get("definition_type")

@@ -7,11 +7,10 @@ own query syntax unquoted, so no input can make a query fail with a syntax error
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
+from bices.domain.cursors import Sealer
 from bices.domain.errors import InvalidInput
 
 TOKEN = re.compile(r'-?"[^"]*"\*?|\S+')
@@ -93,22 +92,21 @@ def to_fts5(query: Query, columns: str | None = None, loose: bool = False) -> st
     return positive + "".join(" NOT " + term(t) for t in query.excluded)
 
 
-def encode_cursor(kind: str, value: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+# Tags of the listing cursors among the node's sealed cursors (`bices.domain.cursors`).
+LIST_CURSOR = b"l"  # a listing: the seq the page ended at (sealed, so no gap can be counted)
+SEARCH_CURSOR = b"s"  # search: an offset into the ranked hits
 
 
-def decode_cursor(kind: str, cursor: str | None) -> int | None:
+def encode_cursor(sealer: Sealer, tag: bytes, value: int) -> str:
+    """A listing's cursor, sealed: opaque to the client, and impossible to make up."""
+    return sealer.seal(tag, value)
+
+
+def decode_cursor(sealer: Sealer, tag: bytes, cursor: str | None) -> int | None:
     """Read a cursor made by `encode_cursor` for the same kind of listing."""
     if cursor is None:
         return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        found, _, value = text.partition(":")
-        if found != kind:
-            raise ValueError(found)
-        number = int(value)
-        if not 0 <= number < 2**62:
-            raise ValueError(value)
-        return number
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(f"cursor {cursor!r} is not a cursor of this listing") from None
+    opened = sealer.open(tag, cursor)
+    if opened is None:
+        raise InvalidInput(f"cursor {cursor[:100]!r} is not a cursor of this listing")
+    return opened[0]

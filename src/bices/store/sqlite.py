@@ -25,7 +25,10 @@ class SqliteStore:
     def __init__(self, path: Path, search_rank_limit: int = 4000) -> None:
         self.db = Database(path)
         self.coalition = SqliteCoalition(self.db)
-        self.reports = SqliteReports(self.db, self.coalition.directory_state, search_rank_limit)
+        self.sealer = Sealer(self._secret("cursor"))
+        self.reports = SqliteReports(
+            self.db, self.coalition.directory_state, search_rank_limit, sealer=self.sealer
+        )
         self.audit_db = Database(path.with_name("audit.db"), AUDIT_SCHEMA)
         self._move_legacy_audit()
         self.audit = SqliteAuditLog(
@@ -33,7 +36,6 @@ class SqliteStore:
         )
         self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
         self.outbox = SqliteOutbox(self.db)
-        self.sealer = Sealer(self._secret("cursor"))
         self.requirements = SqliteRequirements(self.db)
         install_rfis(self.db)
         self.rfis = SqliteRfis(self.db, self.reports)

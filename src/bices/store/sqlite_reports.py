@@ -11,13 +11,14 @@ from dataclasses import replace
 from datetime import datetime
 
 from bices.domain.audit import AuditDraft
+from bices.domain.cursors import Sealer
 from bices.domain.errors import Conflict
 from bices.domain.labels import Label
 from bices.domain.reports import Attachment, Location, ReportType, ReportVersion, Source, iso
 from bices.domain.users import Viewer
 from bices.store import sqlite_listing as listing
 from bices.store.base import Page, ReportFilter, ReportWrite, SearchResult, StoredBlob
-from bices.store.query import decode_cursor, encode_cursor, parse
+from bices.store.query import LIST_CURSOR, SEARCH_CURSOR, decode_cursor, encode_cursor, parse
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
 from bices.store.sqlite_labels import label_id as label_id_of
@@ -90,9 +91,15 @@ def _insert(conn: sqlite3.Connection, versions: list[ReportVersion]) -> None:
 
 class SqliteReports:
     def __init__(
-        self, db: Database, directory_state: DirectoryState, rank_limit: int = 4000
+        self,
+        db: Database,
+        directory_state: DirectoryState,
+        rank_limit: int = 4000,
+        *,
+        sealer: Sealer,
     ) -> None:
         self._db = db
+        self._sealer = sealer  # seals the cursors of listings and searches
         self.rank_limit = rank_limit
         self._directory_state = directory_state
         self.labels = LabelIndex(self._labels_after)
@@ -277,24 +284,25 @@ class SqliteReports:
 
     def page(self, viewer: Viewer, where: ReportFilter, cursor: str | None, limit: int) -> Page:
         """Current versions, newest first, with the total the viewer may see."""
-        before = decode_cursor("list", cursor)
+        before = decode_cursor(self._sealer, LIST_CURSOR, cursor)
         with self.viewing(viewer) as (conn, visible):
             total, seqs = listing.newest(conn, visible, where, before, limit + 1)
             items = self.rows_by_seq(conn, seqs[:limit])
         more = len(seqs) > limit
-        return Page(items, total, encode_cursor("list", items[-1].seq) if more else None)
+        next_cursor = encode_cursor(self._sealer, LIST_CURSOR, items[-1].seq) if more else None
+        return Page(items, total, next_cursor)
 
     def search(
         self, viewer: Viewer, query: str, where: ReportFilter, cursor: str | None, limit: int
     ) -> SearchResult:
         """Full-text search over current versions: ranked hits, total and facets, all visible."""
-        offset = decode_cursor("search", cursor) or 0
+        offset = decode_cursor(self._sealer, SEARCH_CURSOR, cursor) or 0
         parsed = parse(query)
         with self.viewing(viewer) as (conn, visible):
             found = listing.search(conn, visible, parsed, where, offset, limit + 1, self.rank_limit)
             items = self.rows_by_seq(conn, found.seqs[:limit])
         more = len(found.seqs) > limit
-        next_cursor = encode_cursor("search", offset + limit) if more else None
+        next_cursor = encode_cursor(self._sealer, SEARCH_CURSOR, offset + limit) if more else None
         return SearchResult(items, found.total, found.facets, next_cursor, found.exact)
 
     def all_versions(self) -> Iterator[ReportVersion]:

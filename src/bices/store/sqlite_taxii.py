@@ -164,12 +164,17 @@ class TaxiiSnapshot:
                 found[label_id] = int(row[0])
         return found
 
-    def first_stored(self, report_ids: Sequence[str]) -> dict[str, datetime]:
-        """When version 1 of each report was stored (the STIX `created` of later versions)."""
+    def first_stored(
+        self, report_ids: Sequence[str], labels: tuple[int, ...]
+    ) -> dict[str, datetime]:
+        """When the first version of each report under one of `labels` (the visible ones)
+        was stored: the STIX `created` of its later versions. A hidden version 1 says
+        nothing, not even when it was stored."""
         rows = self.conn.execute(
-            "SELECT report_id, stored_at FROM report_versions WHERE version = 1 "
-            "AND report_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(set(report_ids))),),
+            "SELECT report_id, stored_at, min(version) FROM report_versions "
+            "WHERE report_id IN (SELECT value FROM json_each(?)) "
+            "AND label_id IN (SELECT value FROM json_each(?)) GROUP BY report_id",
+            (json.dumps(sorted(set(report_ids))), json.dumps(labels)),
         ).fetchall()
         return {row[0]: datetime.fromisoformat(row[1]) for row in rows}
 

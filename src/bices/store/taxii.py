@@ -46,8 +46,11 @@ class TaxiiReads(Protocol):
         """Each label's first selected seq (ignoring the narrowing by ids and seqs)."""
         ...
 
-    def first_stored(self, report_ids: Sequence[str]) -> dict[str, datetime]:
-        """When version 1 of each report was stored."""
+    def first_stored(
+        self, report_ids: Sequence[str], labels: tuple[int, ...]
+    ) -> dict[str, datetime]:
+        """When the first version of each report under one of `labels` (the visible) was
+        stored; reports with none are left out."""
         ...
 
     def label(self, label_id: int) -> Label: ...

@@ -18,7 +18,7 @@ from bices.domain.errors import Forbidden, InvalidInput
 from bices.domain.reports import ReportVersion
 from bices.domain.users import Viewer
 from bices.pipeline.collect import Collector
-from bices.stix import drafts_from_bundle
+from bices.stix import imported_reports
 from bices.stix._common import timestamp
 from bices.store.base import Store
 from bices.store.taxii import TaxiiReads
@@ -69,12 +69,12 @@ def add(
     requested_at = datetime.now(UTC)
     objects = read_envelope(body)
     directory = store.coalition.directory()
-    drafts = drafts_from_bundle(objects, viewer.member, directory=directory)
-    stored = collector.submit(viewer, drafts)
+    imported = imported_reports(objects, viewer.member, directory=directory)
+    stored = collector.submit(viewer, [i.draft for i in imported])
     status_id = str(uuid.uuid4())
-    reports = {f"report--{v.id}" for v in stored}
+    reports = {i.stix_id for i in imported}
     body_record = {
-        "reports": [_stored_entry(v) for v in stored],
+        "reports": [_stored_entry(v, i.stix_id) for v, i in zip(stored, imported, strict=True)],
         "others": [
             {"id": o["id"], "version": str(o.get("modified") or o.get("created") or "")}
             for o in objects
@@ -85,11 +85,13 @@ def add(
     return _resource(status_id, requested_at, body_record["reports"], body_record["others"])
 
 
-def _stored_entry(version: ReportVersion) -> dict[str, Any]:
+def _stored_entry(version: ReportVersion, posted_id: str) -> dict[str, Any]:
+    """A stored report, under the id of the object posted (a report another platform made
+    is stored under an id of the posting member's own: the message names it)."""
     return {
         "report": version.id,
         "report_version": version.version,
-        "id": f"report--{version.id}",
+        "id": posted_id,
         "version": timestamp(version.stored_at),
         "message": f"stored as report {version.id} version {version.version}",
     }

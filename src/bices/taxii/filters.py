@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bices.domain.cursors import Sealer
 from bices.domain.errors import InvalidInput
 
 DEFAULT_LIMIT = 100
@@ -45,26 +44,28 @@ def stix_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+CURSOR_TAG = b"t"  # the tag of a TAXII `next` among the node's sealed cursors
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a page ended: object `index` of the version stored as `seq` (inclusive)."""
+    """Where a page ended: object `index` of the version stored as `seq` (inclusive).
+
+    Given out sealed (`bices.domain.cursors`): a plain seq would let a client count, from the
+    gap between two `next` values, the versions stored between them that it may not see."""
 
     seq: int
     index: int
 
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(f"t{self.seq}.{self.index}".encode()).decode().rstrip("=")
+    def seal(self, sealer: Sealer) -> str:
+        return sealer.seal(CURSOR_TAG, self.seq, self.index)
 
     @classmethod
-    def decode(cls, text: str) -> Position:
-        try:
-            raw = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4)).decode()
-            seq, index = raw.removeprefix("t").split(".")
-            if not raw.startswith("t"):
-                raise ValueError
-            return cls(int(seq), int(index))
-        except (binascii.Error, UnicodeError, ValueError):
-            raise InvalidInput(f"next: {text[:100]!r} is not a value this server gave") from None
+    def open(cls, sealer: Sealer, text: str) -> Position:
+        opened = sealer.open(CURSOR_TAG, text)
+        if opened is None:
+            raise InvalidInput(f"next: {text[:100]!r} is not a value this server gave")
+        return cls(*opened)
 
 
 START = Position(0, 0)
@@ -114,8 +115,9 @@ def _values(params: Iterable[tuple[str, str]], name: str) -> list[str]:
     return found
 
 
-def parse(params: list[tuple[str, str]], allowed: frozenset[str]) -> ObjectQuery:
-    """Read a request's query parameters; unknown or repeated-where-single ones are refused."""
+def parse(params: list[tuple[str, str]], allowed: frozenset[str], sealer: Sealer) -> ObjectQuery:
+    """Read a request's query parameters; unknown or repeated-where-single ones are refused,
+    and a `next` must be one `sealer` sealed."""
     unknown = sorted({key for key, _ in params} - allowed)
     if unknown:
         raise InvalidInput(
@@ -163,7 +165,7 @@ def parse(params: list[tuple[str, str]], allowed: frozenset[str]) -> ObjectQuery
             timestamp(single["added_after"], "added_after") if "added_after" in single else None
         ),
         limit=limit,
-        after=Position.decode(single["next"]) if "next" in single else START,
+        after=Position.open(sealer, single["next"]) if "next" in single else START,
         ids=ids,
         types=types,
         versions=versions,

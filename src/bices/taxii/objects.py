@@ -1,8 +1,9 @@
 """STIX objects of stored report versions, as the TAXII server serves them.
 
 Each version's objects come from the STIX mapping (`bices.stix.report_objects`) and are
-serialised once; they are kept in a bounded cache by (seq, whether its extraction is in),
-since a version never changes and its extraction arrives once.
+serialised once; they are kept in a bounded cache by (seq, whether its extraction is in,
+when the first version the viewer may see was stored), since a version never changes and
+its extraction arrives once.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class ObjectSource:
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self._cache: OrderedDict[tuple[int, bool], tuple[StixObject, ...]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, bool, datetime | None], tuple[StixObject, ...]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def of(
@@ -71,9 +74,11 @@ class ObjectSource:
         extraction: dict[str, Any] | None,
         first_stored_at: datetime | None = None,
     ) -> tuple[StixObject, ...]:
-        """The objects of a stored version; `first_stored_at` (when version 1 was stored)
-        is needed for a later version's `created`."""
-        key = (version.seq, extraction is not None)
+        """The objects of a stored version; `first_stored_at` (when the first version of
+        the report the viewer may see was stored) is needed for a later version's
+        `created`, and is part of the cache key: viewers who may see different versions of
+        one report are served different objects, and never each other's."""
+        key = (version.seq, extraction is not None, first_stored_at)
         with self._lock:
             found = self._cache.get(key)
             if found is not None:

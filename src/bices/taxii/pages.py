@@ -7,8 +7,9 @@ refers to (its label's marking definitions, the extension definitions, the origi
 identity) is served once, with the first version of the stream that carries it; every other
 object comes with its version. Its `date_added` is the version's `stored_at`.
 
-A page position is (seq, index of the object in that version); `next` encodes where a page
-ended, so new versions (higher seqs) never shift what a client has not read yet.
+A page position is (seq, index of the object in that version); `next` is where a page ended,
+sealed (`filters.Position`), so new versions (higher seqs) never shift what a client has not
+read yet, and no client learns a seq.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ class Page:
     next: Position | None
 
     @property
+    def dated(self) -> dict[str, str]:
+        """The X-TAXII-Date-Added-First/Last headers of the page (none when it is empty)."""
+        if not self.items:
+            return {}
+        return {
+            "X-TAXII-Date-Added-First": self.items[0].date_added,
+            "X-TAXII-Date-Added-Last": self.items[-1].date_added,
+        }
+
+    @property
     def versions(self) -> list[ReportVersion]:
         """The distinct versions the page's objects came from, for the audit trail."""
         seen: dict[int, ReportVersion] = {}
@@ -56,7 +67,7 @@ class Page:
 
 
 def introductions(
-    snap: TaxiiReads, selection: VersionSelection, source: ObjectSource
+    snap: TaxiiReads, selection: VersionSelection, source: ObjectSource, visible: tuple[int, ...]
 ) -> Introductions:
     """Where the stream introduces each reference object: the first selected version of each
     label, and of those the earliest that carries the object."""
@@ -65,7 +76,7 @@ def introductions(
         return {}
     versions = snap.at_seqs(list(firsts.values()), selection.labels)
     extractions = snap.extractions([v.seq for v in versions])
-    created = snap.first_stored([v.id for v in versions if v.version > 1])
+    created = snap.first_stored([v.id for v in versions if v.version > 1], visible)
     found: Introductions = {}
     for version in versions:
         for obj in source.of(version, extractions.get(version.seq), created.get(version.id)):
@@ -119,10 +130,18 @@ def _admitted(
 
 
 def read(
-    snap: TaxiiReads, selection: VersionSelection, query: ObjectQuery, source: ObjectSource
+    snap: TaxiiReads,
+    selection: VersionSelection,
+    query: ObjectQuery,
+    source: ObjectSource,
+    visible: tuple[int, ...],
 ) -> Page:
-    """One page of the stream after `query.after`, of at most `query.limit` objects."""
-    intro = introductions(snap, selection, source)
+    """One page of the stream after `query.after`, of at most `query.limit` objects.
+
+    `visible` are all the label ids the viewer may see (the selection's are the
+    collection's): a report's ``created`` is when the first version of it the viewer may
+    see was stored, as `bices stix export` gives it, never when a hidden one was."""
+    intro = introductions(snap, selection, source, visible)
     reading = narrowed(selection, query, intro)
     after = query.after
     items: list[Served] = []
@@ -134,7 +153,7 @@ def read(
         if not batch:
             return Page(items, False, None)
         extractions = snap.extractions([v.seq for v, _ in batch])
-        created = snap.first_stored([v.id for v, _ in batch if v.version > 1])
+        created = snap.first_stored([v.id for v, _ in batch if v.version > 1], visible)
         for version, current in batch:
             objects = source.of(version, extractions.get(version.seq), created.get(version.id))
             for index, obj in enumerate(objects):

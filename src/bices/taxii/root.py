@@ -19,7 +19,7 @@ from bices.pipeline.collect import Collector
 from bices.share.reading import own_event, read_events
 from bices.store.base import Store
 from bices.store.taxii import TaxiiReads, VersionSelection
-from bices.taxii import envelopes, pages
+from bices.taxii import envelopes, filters, pages
 from bices.taxii.collections import Collection, collections_for, find
 from bices.taxii.filters import ObjectQuery, VersionMatch, stix_time
 from bices.taxii.media import TAXII_21
@@ -35,6 +35,7 @@ class VersionsPage:
     versions: list[str]
     more: bool
     next: str | None
+    dated: dict[str, str]  # the X-TAXII-Date-Added-First/Last headers of the versions served
 
 
 class TaxiiRoot:
@@ -46,6 +47,7 @@ class TaxiiRoot:
         self.max_content_length = max_content_length
         self.title = title
         self.objects = ObjectSource()
+        self.sealer = store.sealer  # seals each `next` given out (see `filters.Position`)
 
     # -- discovery, API root, collections ------------------------------------------------
 
@@ -78,6 +80,14 @@ class TaxiiRoot:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def query(self, params: list[tuple[str, str]], allowed: frozenset[str]) -> ObjectQuery:
+        """A request's query parameters; a `next` must be one this node gave."""
+        return filters.parse(params, allowed, self.sealer)
+
+    def next_of(self, page: Page) -> str | None:
+        """The `next` of a page that has more: its end, sealed."""
+        return page.next.seal(self.sealer) if page.more and page.next is not None else None
+
     def _selection(
         self, snap: TaxiiReads, visible: tuple[int, ...], collection: Collection, query: ObjectQuery
     ) -> VersionSelection:
@@ -88,7 +98,7 @@ class TaxiiRoot:
         collection = self.collection(viewer, key)
         with self.store.taxii.viewing(viewer) as (snap, visible):
             selection = self._selection(snap, visible, collection, query)
-            page = pages.read(snap, selection, query, self.objects)
+            page = pages.read(snap, selection, query, self.objects, visible)
         self.store.audit.append(read_events(viewer, page.versions, via))
         return page
 
@@ -119,8 +129,7 @@ class TaxiiRoot:
             version = item.obj.version or item.date_added
             if version not in seen:
                 seen.append(version)
-        next_ = page.next.encode() if page.more and page.next is not None else None
-        return VersionsPage(seen, page.more, next_)
+        return VersionsPage(seen, page.more, self.next_of(page), page.dated)
 
     # -- writes and status ---------------------------------------------------------------
 
