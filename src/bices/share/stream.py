@@ -442,6 +442,7 @@ class Subscriber:
     catching_up: bool = False
     idle: bool = False  # waiting for the hub, with nothing left to send
     last_sent: int = -1  # the seq of the last event delivered (-1: none yet: the start)
+    start: int = field(init=False)  # where it began: the resume point until it gets one
 
     def delivered(self, sent: Sent) -> None:
         """The client has been handed `sent`: resume from here, and audit the read."""
@@ -456,7 +457,7 @@ class Subscriber:
     RECHECK_S = 30.0  # tokens expire; a stream re-checks its token this often at least
 
     def __post_init__(self) -> None:
-        self.start = self.cursor  # where it began: the resume point until it gets something
+        self.start = self.cursor
 
     @property
     def current(self) -> bool:
