@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from bices.domain.labels import Label
 from bices.domain.reports import ReportVersion, iso
 from bices.domain.users import Viewer
+from bices.store.base import ReportWrite
 from bices.store.sqlite_db import Database
 from bices.store.sqlite_reports import COLUMNS, SqliteReports
 from bices.store.taxii import VersionSelection
@@ -86,20 +87,27 @@ class SqliteTaxii:
 
     # -- status resources -------------------------------------------------------------
 
-    def save_status(
+    def store_with_status(
         self,
+        writes: Sequence[ReportWrite],
         status_id: str,
         viewer: Viewer,
         collection: str,
         requested_at: datetime,
-        body: dict[str, Any],
-    ) -> None:
+        record: Callable[[list[ReportVersion]], dict[str, Any]],
+    ) -> tuple[list[ReportVersion], dict[str, Any]]:
+        """Store an envelope's reports and its status resource in one transaction: a status
+        exists exactly when its reports do. `record` makes the status body from what was
+        stored."""
         with self._db.write() as conn:
+            stored = self._reports.add_in(conn, writes)
+            body = record(stored)
             conn.execute(
                 "INSERT INTO taxii_status VALUES (?, ?, ?, ?, ?, ?)",
                 (status_id, viewer.member, viewer.name, collection, iso(requested_at),
                  json.dumps(body)),
             )  # fmt: skip
+        return stored, body
 
     def status(self, member: str, status_id: str) -> tuple[str, datetime, dict[str, Any]] | None:
         """(collection, requested_at, body) of a status resource posted by `member`'s users."""

@@ -3,15 +3,18 @@ visible labels, a page at a time, and status resources. `SqliteTaxii` implements
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bices.domain.labels import Label
 from bices.domain.reports import ReportVersion
 from bices.domain.users import Viewer
+
+if TYPE_CHECKING:  # base.py imports this module
+    from bices.store.base import ReportWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +67,18 @@ class TaxiiRecords(Protocol):
     def viewing(
         self, viewer: Viewer
     ) -> AbstractContextManager[tuple[TaxiiReads, tuple[int, ...]]]: ...
-    def save_status(
+    def store_with_status(
         self,
+        writes: Sequence[ReportWrite],
         status_id: str,
         viewer: Viewer,
         collection: str,
         requested_at: datetime,
-        body: dict[str, Any],
-    ) -> None: ...
+        record: Callable[[list[ReportVersion]], dict[str, Any]],
+    ) -> tuple[list[ReportVersion], dict[str, Any]]:
+        """An envelope's reports and its status resource, in one transaction."""
+        ...
+
     def status(
         self, member: str, status_id: str
     ) -> tuple[str, datetime, dict[str, Any]] | None: ...

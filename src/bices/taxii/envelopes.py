@@ -70,19 +70,26 @@ def add(
     objects = read_envelope(body)
     directory = store.coalition.directory()
     imported = imported_reports(objects, viewer.member, directory=directory)
-    stored = collector.submit(viewer, [i.draft for i in imported])
+    writes = collector.prepare(viewer, [i.draft for i in imported])
     status_id = str(uuid.uuid4())
     reports = {i.stix_id for i in imported}
-    body_record = {
-        "reports": [_stored_entry(v, i.stix_id) for v, i in zip(stored, imported, strict=True)],
-        "others": [
-            {"id": o["id"], "version": str(o.get("modified") or o.get("created") or "")}
-            for o in objects
-            if o["id"] not in reports
-        ],
-    }
-    store.taxii.save_status(status_id, viewer, collection.alias, requested_at, body_record)
-    return _resource(status_id, requested_at, body_record["reports"], body_record["others"])
+
+    def record(stored: list[ReportVersion]) -> dict[str, Any]:
+        return {
+            "reports": [_stored_entry(v, i.stix_id)
+                        for v, i in zip(stored, imported, strict=True)],
+            "others": [
+                {"id": o["id"], "version": str(o.get("modified") or o.get("created") or "")}
+                for o in objects
+                if o["id"] not in reports
+            ],
+        }  # fmt: skip
+
+    stored, status = store.taxii.store_with_status(
+        writes, status_id, viewer, collection.alias, requested_at, record
+    )
+    collector.announce(stored)
+    return _resource(status_id, requested_at, status["reports"], status["others"])
 
 
 def _stored_entry(version: ReportVersion, posted_id: str) -> dict[str, Any]:
