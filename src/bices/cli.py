@@ -271,6 +271,34 @@ def report_verify(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+@app.command("status")
+def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The node at a glance: backends, contents, the exploitation queue, open streams."""
+    from bices.pipeline.exploit import CONSUMER
+
+    with opened(ctx) as node:
+        settings: Settings = ctx.obj
+        figures = node.store.operations.figures()
+        streams, processes = node.store.operations.subscribers()
+        found: dict[str, object] = {
+            "store": settings.database_url or f"sqlite:{settings.data / 'bices.db'}",
+            "bus": settings.bus_url or "in-process",
+            **figures,
+            "exploit_lag": node.store.exploits.lag(CONSUMER),
+            "stream_subscribers": streams,
+            "server_processes": processes,
+        }
+    if as_json:
+        print(json.dumps(found))
+        return
+    table = Table(show_header=False, box=None)
+    for name, value in found.items():
+        table.add_row(
+            name.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value)
+        )
+    out.print(table)
+
+
 @app.command("search")
 def search(
     ctx: typer.Context,

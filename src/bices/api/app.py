@@ -15,6 +15,7 @@ from bices.api import (
     errors,
     ingest,
     members,
+    operations,
     reports,
     requirements,
     rfis,
@@ -95,10 +96,8 @@ def create_app(
     for module in (reports, members, users, ingest, entities, requirements, stream, rfis, taxii):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(operations.router)
+    operations.install(app, node)
     app.add_middleware(BodyLimit, max_bytes=node.settings.max_body_bytes)
 
     return app

@@ -22,6 +22,8 @@ import bisect
 import contextlib
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ from bices.store.base import OutboxEvent, Store
 log = logging.getLogger(__name__)
 
 KINDS = ("report", "rfi", "alert")
+PRESENCE_S = 5.0  # how often a process tells the store of its streams
 EVENT_TAG = b"e"  # the sealer's tag of stream event ids
 
 
@@ -178,6 +181,10 @@ class StreamHub:
         self._task: asyncio.Task[None] | None = None
         self._extractor: Any = None
         self._audits: list[AuditDraft] = []  # reads delivered, appended once per tick
+        self.events_sent = 0  # events handed to subscribers since start (for /metrics)
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self._presence_at = 0.0
+        self._presence_said = -1
 
     # -- the follower ----------------------------------------------------------------
 
@@ -194,6 +201,8 @@ class StreamHub:
         for subscriber in list(self._subscribers):
             subscriber.wake.set()
         await self._flush_audit()
+        with contextlib.suppress(Exception):  # a stopped process serves no streams
+            await asyncio.to_thread(self.store.operations.report_presence, self.process, 0)
 
     def audit(self, viewer: Viewer, item: StreamItem) -> None:
         """Record that `viewer` was sent `item` (appended to the audit log within a tick)."""
@@ -204,8 +213,16 @@ class StreamHub:
             report = data if item.kind == "report" else data["report"]
             action, target, detail = "report.read", report["id"], {"version": report["version"]}
         detail["via"] = "stream" if item.kind != "alert" else "alert"
+        self.events_sent += 1
         self._audits.append(AuditDraft(viewer.name, viewer.member, action, target,
                                        item.label_id, detail))  # fmt: skip
+
+    async def _say_presence(self, every_s: float = PRESENCE_S) -> None:
+        """Tell the store how many streams this process serves (for `bices status`)."""
+        count = len(self._subscribers)
+        if count != self._presence_said or time.monotonic() - self._presence_at >= every_s:
+            self._presence_at, self._presence_said = time.monotonic(), count
+            await asyncio.to_thread(self.store.operations.report_presence, self.process, count)
 
     async def _flush_audit(self) -> None:
         if self._audits:
@@ -231,6 +248,7 @@ class StreamHub:
                     while await self._advance():
                         pass
                     await self._flush_audit()
+                    await self._say_presence()
                 except Exception:  # the next tick tries again; the outbox keeps everything
                     log.exception("following the outbox failed")
         finally:

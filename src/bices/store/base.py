@@ -249,6 +249,14 @@ class Rfis(Protocol):
         ...
 
 
+class Operations(Protocol):
+    """Node-wide figures for the operator (never served to users: they count everything)."""
+
+    def figures(self) -> dict[str, int]: ...
+    def report_presence(self, process: str, subscribers: int) -> None: ...
+    def subscribers(self, max_age_s: float = 15.0) -> tuple[int, int]: ...
+
+
 class Outbox(Protocol):
     """What to disseminate, in store order (system use: readers apply the rule)."""
 
@@ -411,6 +419,8 @@ class Store(Protocol):
     def rfis(self) -> Rfis: ...
     @property
     def requirements(self) -> Requirements: ...
+    @property
+    def operations(self) -> Operations: ...
     @property
     def sealer(self) -> Sealer:
         """Seals positions given out as cursors (the key is the node's own)."""

@@ -11,6 +11,7 @@ from bices.store.sqlite_audit import SqliteAuditLog
 from bices.store.sqlite_coalition import SqliteCoalition
 from bices.store.sqlite_db import AUDIT_SCHEMA, Database
 from bices.store.sqlite_exploits import SqliteExploits
+from bices.store.sqlite_operations import SqliteOperations
 from bices.store.sqlite_outbox import SqliteOutbox
 from bices.store.sqlite_reports import SqliteReports
 from bices.store.sqlite_requirements import SqliteRequirements
@@ -36,6 +37,7 @@ class SqliteStore:
         )
         self.exploits = SqliteExploits(self.db, self.reports, self.coalition.directory_state)
         self.outbox = SqliteOutbox(self.db)
+        self.operations = SqliteOperations(self.db)
         self.requirements = SqliteRequirements(self.db)
         install_rfis(self.db)
         self.rfis = SqliteRfis(self.db, self.reports)
