@@ -18,6 +18,7 @@ from bices.coalition import OPERATOR
 from bices.domain.audit import verify_chain
 from bices.domain.errors import BicesError
 from bices.domain.members import MemberKind, MemberStatus
+from bices.logs import configure
 from bices.node import Node
 from bices.settings import Settings
 from bices.share.reading import verify_version
@@ -50,6 +51,7 @@ def main_options(
     ] = None,
 ) -> None:
     ctx.obj = Settings() if data is None else Settings(data=data)
+    configure(ctx.obj.log_format)
 
 
 @contextmanager

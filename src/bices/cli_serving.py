@@ -7,11 +7,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bices.cli import app, err, opened, out
+from bices.logs import uvicorn_config
 from bices.node import Node
 from bices.settings import Settings
 
@@ -77,6 +78,12 @@ def _exploitation(settings: Settings) -> Iterator[None]:
 STREAMS_GRACE_S = 3
 
 
+def _log_config(settings: Settings) -> dict[str, Any]:
+    """uvicorn's `log_config`, where the node's log format asks for one of our own."""
+    config = uvicorn_config(settings.log_format)
+    return {} if config is None else {"log_config": config}
+
+
 def _serve(node: Node, host: str, port: int) -> None:
     import uvicorn
 
@@ -85,7 +92,8 @@ def _serve(node: Node, host: str, port: int) -> None:
     with _exploitation(node.settings):
         app = create_app(node, exploit_thread=False, settle_process=True)
         uvicorn.run(app, host=host, port=port, log_level="info",
-                    timeout_graceful_shutdown=STREAMS_GRACE_S)  # fmt: skip
+                    timeout_graceful_shutdown=STREAMS_GRACE_S,
+                    **_log_config(node.settings))  # fmt: skip
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -102,6 +110,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
             workers=workers,
             log_level="info",
             timeout_graceful_shutdown=STREAMS_GRACE_S,
+            **_log_config(settings),
         )
 
 

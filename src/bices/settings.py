@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    log_format: str = Field(default="text", pattern="^(text|json)$",
+                            description="`json`: one JSON object per log line")  # fmt: skip
     accession_quorum: str = "majority"
     exploit: bool = Field(default=True, description="run the exploitation worker in `bices serve`")
     search_rank_limit: int = Field(
