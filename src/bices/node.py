@@ -30,7 +30,9 @@ def open_store(settings: Settings) -> Store:
 def open_bus(settings: Settings) -> Bus:
     """The one place a bus backend is chosen."""
     if settings.bus_url:
-        raise SystemExit("BICES_BUS_URL is set, but the NATS bus is not part of this release yet")
+        from bices.bus.nats import NatsBus
+
+        return NatsBus(settings.bus_url)
     return MemoryBus()
 
 

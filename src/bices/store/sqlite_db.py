@@ -171,11 +171,6 @@ INSERT OR IGNORE INTO meta VALUES ('requirements_version', 1);
 CREATE TABLE IF NOT EXISTS requirement_numbers (
     user_id INTEGER PRIMARY KEY, last INTEGER NOT NULL
 );
--- Each server process says every few seconds how many streams it serves (for `bices
--- status`); rows of processes that stopped saying so are stale and not counted.
-CREATE TABLE IF NOT EXISTS stream_presence (
-    process TEXT PRIMARY KEY, subscribers INTEGER NOT NULL, updated REAL NOT NULL
-);
 -- Node secrets, made once: `cursor` seals the positions given out as cursors.
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 -- How far each consumer of the `events` outbox has got.

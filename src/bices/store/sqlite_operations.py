@@ -6,7 +6,10 @@ status` prints them and `/metrics` answers them to operators only.
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 from bices.store.sqlite_db import Database
 
@@ -35,24 +38,34 @@ class SqliteOperations:
         return found
 
     def report_presence(self, process: str, subscribers: int) -> None:
-        """A server process's open streams, now."""
-        with self._db.write() as conn:
-            conn.execute(
-                "INSERT INTO stream_presence VALUES (?, ?, ?) ON CONFLICT (process) "
-                "DO UPDATE SET subscribers = excluded.subscribers, updated = excluded.updated",
-                (process, subscribers, time.time()),
-            )
-            conn.execute("DELETE FROM stream_presence WHERE updated < ?", (time.time() - 3600,))
+        """A server process's open streams, now: a small file per process beside the
+        database (a write to the database itself would reset every reader's page cache)."""
+        folder = self._presence_folder()
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{_safe(process)}.json"
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps({"process": process, "subscribers": subscribers}))
+        os.replace(scratch, path)
 
     def subscribers(self, max_age_s: float = 15.0) -> tuple[int, int]:
         """(open streams, server processes) of the processes heard from lately."""
-        row = (
-            self._db.reader()
-            .execute(
-                "SELECT coalesce(sum(subscribers), 0), count(*) FROM stream_presence "
-                "WHERE updated >= ?",
-                (time.time() - max_age_s,),
-            )
-            .fetchone()
-        )
-        return int(row[0]), int(row[1])
+        total = processes = 0
+        folder = self._presence_folder()
+        if not folder.is_dir():
+            return 0, 0
+        for path in folder.glob("*.json"):
+            try:
+                if time.time() - path.stat().st_mtime > max_age_s:
+                    continue
+                total += int(json.loads(path.read_text())["subscribers"])
+                processes += 1
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a process ending or writing it right now
+        return total, processes
+
+    def _presence_folder(self) -> Path:
+        return self._db.path.parent / "streams"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,204 @@
+"""The bus on NATS JetStream (`BICES_BUS_URL=nats://…`): events reach every process.
+
+Each event is published, after its transaction commits, to the JetStream stream
+`BICES_EVENTS` (subjects `bices.events.<kind>`); every subscriber (each server process's
+stream hub, each in-thread exploitation worker) reads it through an ordered consumer of
+new messages. Events carry ids and seqs only, never items: whoever receives one reads the
+item from the store and applies the access rule there.
+
+The outbox in the store remains the record of what was stored: a publish that fails
+(NATS down) is logged and the hubs still find the event by polling the outbox, so a bus
+outage slows the streams down to the poll interval and loses nothing.
+
+nats-py is asyncio-based; the bus runs its client on a loop in a thread of its own, so
+that `publish` can be called from any thread (request threads, the worker) as the `Bus`
+protocol asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from bices.bus.base import Event, ReportStored, RfiChanged
+
+log = logging.getLogger(__name__)
+
+STREAM = "BICES_EVENTS"
+SUBJECTS = "bices.events"
+PUBLISH_TIMEOUT_S = 2.0
+MAX_AGE_S = 7 * 24 * 3600  # notices only: the outbox keeps the record
+
+
+def encode(event: Event) -> tuple[str, bytes]:
+    if isinstance(event, ReportStored):
+        body: dict[str, Any] = {"report_id": event.report_id, "version": event.version,
+                                "label_id": event.label_id, "seq": event.seq}  # fmt: skip
+    else:
+        body = {"rfi_id": event.rfi_id}
+    return event.name, json.dumps(body).encode()
+
+
+def decode(kind: str, data: bytes) -> Event | None:
+    """An event from a message; None for one this release does not know (a newer node's)."""
+    try:
+        body = json.loads(data)
+        if kind == ReportStored.name:
+            return ReportStored(str(body["report_id"]), int(body["version"]),
+                                int(body["label_id"]), int(body["seq"]))  # fmt: skip
+        if kind == RfiChanged.name:
+            return RfiChanged(str(body["rfi_id"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring a malformed %s event on the bus", kind)
+    return None
+
+
+class NatsSubscription:
+    """Events for one subscriber, handed to its own event loop through a bounded queue; a
+    subscriber that falls behind is closed (it then reads the outbox), never waited for."""
+
+    def __init__(self, bus: NatsBus, max_pending: int) -> None:
+        self._bus = bus
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(max_pending + 1)
+        self._max_pending = max_pending
+        self._closed = False
+        self._nats_sub: Any = None
+        self.overflowed = False
+
+    def deliver(self, event: Event | None) -> None:
+        """From the bus's thread."""
+        with contextlib.suppress(RuntimeError):  # the subscriber's loop has ended
+            self._loop.call_soon_threadsafe(self._put, event)
+
+    def _put(self, event: Event | None) -> None:
+        if self._closed:
+            return
+        if event is not None and self._queue.qsize() >= self._max_pending:
+            self.overflowed = True
+            self.close()
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(event)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event
+
+    def close(self) -> None:
+        """End the iteration (from any thread) and stop receiving."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # the subscriber's loop has ended
+            self._loop.call_soon_threadsafe(self._end)
+        self._bus.forget(self)
+
+    def _end(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+
+class NatsBus:
+    def __init__(self, url: str, stream: str = STREAM, subjects: str = SUBJECTS) -> None:
+        self.stream, self.subjects = stream, subjects
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bices-nats",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        self._subscriptions: set[NatsSubscription] = set()
+        self._lock = threading.Lock()
+        try:
+            self._nc, self._js = self._call(self._connect(url), timeout=10)
+        except Exception:
+            self._stop_loop()
+            raise
+
+    def _call(self, coroutine: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    async def _connect(self, url: str) -> tuple[Any, Any]:
+        nc = await nats.connect(url, name="bices", connect_timeout=5, max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        config = StreamConfig(name=self.stream, subjects=[f"{self.subjects}.>"],
+                              storage=StorageType.FILE, max_age=MAX_AGE_S)  # fmt: skip
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(config)
+        return nc, js
+
+    def publish(self, events: list[Event]) -> None:
+        """Publish committed events and wait for JetStream to store them (a failure is
+        logged: the hubs find the events in the outbox anyway)."""
+        if not events:
+            return
+        try:
+            self._call(self._publish(events), timeout=PUBLISH_TIMEOUT_S * 2)
+        except Exception:
+            log.warning("publishing %d event(s) to NATS failed; streams fall back to polling",
+                        len(events), exc_info=True)  # fmt: skip
+
+    async def _publish(self, events: list[Event]) -> None:
+        acks = []
+        for event in events:
+            kind, data = encode(event)
+            acks.append(self._js.publish(f"{self.subjects}.{kind}", data,
+                                         timeout=PUBLISH_TIMEOUT_S))  # fmt: skip
+        await asyncio.gather(*acks)
+
+    def subscribe(self, max_pending: int = 1000) -> NatsSubscription:
+        """Events published from now on, by any process on the same NATS stream."""
+        subscription = NatsSubscription(self, max_pending)
+
+        async def on_message(message: Any) -> None:
+            kind = message.subject.rsplit(".", 1)[-1]
+            event = decode(kind, message.data)
+            if event is not None:
+                subscription.deliver(event)
+
+        async def start() -> Any:
+            return await self._js.subscribe(f"{self.subjects}.>", cb=on_message,
+                                            ordered_consumer=True,
+                                            deliver_policy=DeliverPolicy.NEW)  # fmt: skip
+
+        subscription._nats_sub = self._call(start(), timeout=10)
+        with self._lock:
+            self._subscriptions.add(subscription)
+        return subscription
+
+    def forget(self, subscription: NatsSubscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+        if subscription._nats_sub is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(_unsubscribe(subscription._nats_sub), self._loop)
+
+    def close(self) -> None:
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.close()
+        with contextlib.suppress(Exception):
+            self._call(self._nc.drain(), timeout=5)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+async def _unsubscribe(nats_sub: Any) -> None:
+    with contextlib.suppress(Exception):
+        await nats_sub.unsubscribe()
