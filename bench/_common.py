@@ -309,17 +309,22 @@ def free_port() -> int:
 
 @contextmanager
 def served(
-    data: Path, timeout: float = 60.0, workers: int = 1, exploit: bool = True
+    data: Path,
+    timeout: float = 60.0,
+    workers: int = 1,
+    exploit: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """Run `bices --data DATA serve` on a free loopback port; yield its base URL and pid.
 
-    With `exploit` the server starts its exploitation worker process, as deployed."""
+    With `exploit` the server starts its exploitation worker process, as deployed; `env`
+    adds settings (e.g. `BICES_BUS_URL`)."""
     port = free_port()
     log = open(data / "serve.log", "w")  # noqa: SIM115 - closed below
     command = f"bices --data {data} serve --host 127.0.0.1 --port {port} --workers {workers}"
     proc = subprocess.Popen(
         command.split(),
-        env={**os.environ, "BICES_EXPLOIT": "true" if exploit else "false"},
+        env={**os.environ, "BICES_EXPLOIT": "true" if exploit else "false", **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
