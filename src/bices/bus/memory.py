@@ -2,55 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 from collections.abc import AsyncIterator
 
 from bices.bus.base import Event
-
-_CLOSED = None
+from bices.bus.handoff import Handoff
 
 
 class MemorySubscription:
     def __init__(self, bus: MemoryBus, max_pending: int) -> None:
-        self._bus = bus
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(max_pending + 1)
-        self._max_pending = max_pending
-        self.overflowed = False
+        self._handoff = Handoff(max_pending, lambda: bus.unsubscribe(self))
+
+    @property
+    def overflowed(self) -> bool:
+        return self._handoff.overflowed
 
     def offer(self, event: Event) -> None:
-        self._hand_over(event)
+        self._handoff.offer(event)
 
-    def _hand_over(self, event: Event | None) -> None:
-        """Hand over to the subscriber's loop; a loop that has ended gets nothing more."""
-        if self._loop.is_closed():
-            self._bus.unsubscribe(self)
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._put, event)
-        except RuntimeError:  # the loop closed between the check and the call
-            self._bus.unsubscribe(self)
-
-    def _put(self, event: Event | None) -> None:
-        if self._queue.qsize() >= self._max_pending and event is not None:
-            self.overflowed = True
-            self._bus.unsubscribe(self)
-            event = _CLOSED
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(event)
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._handoff.__aiter__()
 
     def close(self) -> None:
-        self._bus.unsubscribe(self)
-        self._hand_over(_CLOSED)
+        self._handoff.offer(None)
 
 
 class MemoryBus:

@@ -30,6 +30,7 @@ from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from bices.bus.base import Event, ReportStored, RfiChanged
+from bices.bus.handoff import Handoff
 
 log = logging.getLogger(__name__)
 
@@ -63,52 +64,27 @@ def decode(kind: str, data: bytes) -> Event | None:
 
 
 class NatsSubscription:
-    """Events for one subscriber, handed to its own event loop through a bounded queue; a
-    subscriber that falls behind is closed (it then reads the outbox), never waited for."""
+    """Events for one subscriber, handed to its own event loop (`Handoff`)."""
 
     def __init__(self, bus: NatsBus, max_pending: int) -> None:
         self._bus = bus
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(max_pending + 1)
-        self._max_pending = max_pending
-        self._closed = False
+        self._handoff = Handoff(max_pending, lambda: bus.forget(self))
         self._nats_sub: Any = None
-        self.overflowed = False
 
-    def deliver(self, event: Event | None) -> None:
+    @property
+    def overflowed(self) -> bool:
+        return self._handoff.overflowed
+
+    def deliver(self, event: Event) -> None:
         """From the bus's thread."""
-        with contextlib.suppress(RuntimeError):  # the subscriber's loop has ended
-            self._loop.call_soon_threadsafe(self._put, event)
+        self._handoff.offer(event)
 
-    def _put(self, event: Event | None) -> None:
-        if self._closed:
-            return
-        if event is not None and self._queue.qsize() >= self._max_pending:
-            self.overflowed = True
-            self.close()
-            return
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(event)
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._handoff.__aiter__()
 
     def close(self) -> None:
         """End the iteration (from any thread) and stop receiving."""
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(RuntimeError):  # the subscriber's loop has ended
-            self._loop.call_soon_threadsafe(self._end)
-        self._bus.forget(self)
-
-    def _end(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        self._handoff.offer(None)
 
 
 class NatsBus:
