@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from bices.bus.base import Bus
@@ -51,7 +52,8 @@ class StreamHub:
         self.directory: Directory = Directory({})
         self.directory_version = 0
         self.requirements_version = 0
-        self._subscribers: set[Subscriber] = set()
+        # Weak: a subscriber whose stream never started (its client left first) just goes.
+        self._subscribers: weakref.WeakSet[Subscriber] = weakref.WeakSet()
         self._task: asyncio.Task[None] | None = None
         self._extractor: Any = None
         self._audits: list[AuditDraft] = []  # reads delivered, appended once per tick
@@ -157,6 +159,13 @@ class StreamHub:
         rows = await asyncio.to_thread(self.store.outbox.after, self.head, self.batch)
         if not rows:
             return False
+        if not self._subscribers:
+            # Nobody listens: keep no items (building them would cost every write its share
+            # of this process); whoever connects later with an older id reads the store.
+            self._seqs.clear()
+            self._items.clear()
+            self.head = self.floor = rows[-1].seq
+            return len(rows) == self.batch
         # The directory read after the rows is at least as new as each row: a suspension
         # committed before a row was stored is known before that row is handed out.
         await self._refresh()
@@ -177,7 +186,7 @@ class StreamHub:
         with nothing in the new items for it, just moves its cursor on: deciding that here
         costs a few lookups, where waking it would cost a task switch (most items are for
         few subscribers)."""
-        for subscriber in self._subscribers:
+        for subscriber in list(self._subscribers):
             waiting = subscriber.idle and subscriber.cursor == before and subscriber.current
             if waiting and subscriber.needs_exploitation:
                 # Deciding would run the extractor here, on the event loop: let it decide.
@@ -189,7 +198,7 @@ class StreamHub:
             subscriber.wake.set()
 
     def _notify(self) -> None:
-        for subscriber in self._subscribers:
+        for subscriber in list(self._subscribers):
             subscriber.wake.set()
 
     # -- building items (in a thread) --------------------------------------------------
@@ -229,7 +238,7 @@ class StreamHub:
 
     def _report_item(self, seq: int, version: ReportVersion) -> StreamItem:
         return StreamItem(seq, "report", version.label_id, version.label, None,
-                          report_data(version), version, Facts.of(version))  # fmt: skip
+                          report_data(version), version)  # fmt: skip
 
     def _alert_item(self, row: OutboxEvent) -> StreamItem | None:
         assert row.user_id is not None
@@ -260,7 +269,7 @@ class StreamHub:
         has run, else the engine's, here (once per item and process)."""
         if item.exploited is not None:
             return item.exploited
-        assert item.version is not None and item.facts is not None
+        assert item.version is not None
         v = item.version
         result = self.store.exploits.result(item.seq)
         if result is None:

@@ -29,11 +29,19 @@ class StreamItem:
     user_id: int | None
     data: dict[str, Any]
     version: ReportVersion | None = None
-    facts: Facts | None = None  # the report's own fields
+    _facts: Facts | None = None  # the report's own fields, made when first asked for
     exploited: Facts | None = None  # with entities and topics, once known
     event_id: str = ""  # the seq sealed under the node's key: what the client sees
     _head: bytes = b""  # the SSE frame up to the data's closing brace, encoded once
     _frames: dict[tuple[int, ...] | None, bytes] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> Facts:
+        """What the report offers requirements (folding its text costs: done on demand)."""
+        if self._facts is None:
+            assert self.version is not None
+            self._facts = Facts.of(self.version)
+        return self._facts
 
     def frame(self, requirements: tuple[int, ...] | None) -> bytes:
         found = self._frames.get(requirements)

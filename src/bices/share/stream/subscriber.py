@@ -57,6 +57,9 @@ class Subscriber:
 
     def __post_init__(self) -> None:
         self.start = self.cursor
+        # Known to the hub from now on, so that what is stored before its stream starts
+        # stays buffered for it.
+        self.hub.subscribe(self)
 
     @property
     def current(self) -> bool:
@@ -127,7 +130,6 @@ class Subscriber:
     def _matched(self, item: StreamItem) -> list[int]:
         if not self.requirements:
             return []  # the common case: no work, and a frame shared with everyone alike
-        assert item.facts is not None
         matched = []
         for requirement in self.requirements:
             facts = item.facts
@@ -141,7 +143,7 @@ class Subscriber:
         """What to send, in order, from the cursor on; None asks for a keep-alive. Raises
         `StreamClosed` when the stream must end."""
         hub = self.hub
-        hub.subscribe(self)
+        hub.subscribe(self)  # again, after a previous iteration ended
         try:
             while True:
                 self.wake.clear()
