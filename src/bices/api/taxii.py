@@ -112,13 +112,18 @@ def authenticate(request: Request) -> Viewer:
     return viewer
 
 
-async def answer(request: Request, work: Callable[[Viewer], Response]) -> Response:
-    """Authenticate, negotiate, run `work` off the event loop; map every refusal to a TAXII
-    error, recording refused writes in the audit trail as the REST API does."""
+async def answer(
+    request: Request, work: Callable[[Viewer], Response], api_root: str | None = None
+) -> Response:
+    """Authenticate, negotiate, check the API root named in the path (if any), run `work`
+    off the event loop; map every refusal to a TAXII error, recording refused writes in
+    the audit trail as the REST API does."""
     try:
         viewer = await run_in_threadpool(authenticate, request)
         if not media.accepts_taxii(request.headers.get("accept")):
             raise Refusal(406, f"this server answers only {media.TAXII_21}; check Accept")
+        if api_root is not None:
+            _check_root(api_root)
         return await run_in_threadpool(work, viewer)
     except Refusal as refusal:
         return await refused(request, refusal.status, str(refusal), refusal.headers)
@@ -203,20 +208,18 @@ async def discovery(request: Request) -> Response:
 @router.get("/{api_root}/", summary="TAXII API root")
 async def api_root(request: Request, api_root: ApiRootParam) -> Response:
     def work(_: Viewer) -> Response:
-        _check_root(api_root)
         return taxii_json(root_of(request).api_root())
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.get("/{api_root}/collections/", summary="TAXII collections offered to the caller")
 async def collections(request: Request, api_root: ApiRootParam) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         offered = root_of(request).collections(viewer)
         return taxii_json({"collections": [c.to_json() for c in offered]})
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.get("/{api_root}/collections/{collection}/", summary="TAXII collection")
@@ -224,10 +227,9 @@ async def collection(
     request: Request, api_root: ApiRootParam, collection: CollectionParam
 ) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         return taxii_json(root_of(request).collection(viewer, collection).to_json())
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 # -- objects ----------------------------------------------------------------------------------
@@ -242,13 +244,12 @@ async def get_objects(
     request: Request, api_root: ApiRootParam, collection: CollectionParam
 ) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         root = root_of(request)
         query = root.query(_params(request), filters.OBJECTS)
         page = root.objects_page(viewer, collection, query)
         return taxii_json(_envelope(root, page), headers=page.dated)
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.post(
@@ -260,13 +261,12 @@ async def add_objects(
     body = await request.body()
 
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         if not media.is_taxii_body(request.headers.get("content-type")):
             raise Refusal(415, f"post a TAXII envelope as Content-Type: {media.TAXII_21}")
         status = root_of(request).add(viewer, collection, body)
         return taxii_json(status, 202)
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.get(
@@ -278,13 +278,12 @@ async def get_object(
     request: Request, api_root: ApiRootParam, collection: CollectionParam, object_id: ObjectIdParam
 ) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         root = root_of(request)
         query = root.query(_params(request), filters.OBJECT)
         page = root.object_page(viewer, collection, object_id, query)
         return taxii_json(_envelope(root, page), headers=page.dated)
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.delete(
@@ -295,7 +294,6 @@ async def delete_object(
     request: Request, api_root: ApiRootParam, collection: CollectionParam, object_id: ObjectIdParam
 ) -> Response:
     def work(_: Viewer) -> Response:
-        _check_root(api_root)
         raise Refusal(
             405,
             "BICES never deletes or overwrites a report version: the originator issues a new "
@@ -304,7 +302,7 @@ async def delete_object(
             {"Allow": "GET"},
         )
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.get(
@@ -316,7 +314,6 @@ async def object_versions(
     request: Request, api_root: ApiRootParam, collection: CollectionParam, object_id: ObjectIdParam
 ) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         root = root_of(request)
         query = root.query(_params(request), filters.VERSIONS)
         found = root.versions(viewer, collection, object_id, query)
@@ -327,7 +324,7 @@ async def object_versions(
             body["versions"] = found.versions
         return taxii_json(body, headers=found.dated)
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 @router.get(
@@ -339,7 +336,6 @@ async def manifest(
     request: Request, api_root: ApiRootParam, collection: CollectionParam
 ) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         root = root_of(request)
         query = root.query(_params(request), filters.OBJECTS)
         page = root.manifest(viewer, collection, query)
@@ -351,7 +347,7 @@ async def manifest(
             body["objects"] = [manifest_record(item) for item in page.items]
         return taxii_json(body, headers=page.dated)
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -360,10 +356,9 @@ async def manifest(
 @router.get("/{api_root}/status/{status_id}/", summary="TAXII status of a posted envelope")
 async def status(request: Request, api_root: ApiRootParam, status_id: StatusIdParam) -> Response:
     def work(viewer: Viewer) -> Response:
-        _check_root(api_root)
         return taxii_json(root_of(request).status(viewer, status_id))
 
-    return await answer(request, work)
+    return await answer(request, work, api_root)
 
 
 # taxii2-client polls the status URL without its trailing slash.
