@@ -307,6 +307,16 @@ def free_port() -> int:
         return port
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """End a server process: politely, then for good if it does not go within `timeout`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def served(
     data: Path,
@@ -347,10 +357,5 @@ def served(
         print(f"bices serve pid {proc.pid} on {base}")
         yield base, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()

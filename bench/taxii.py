@@ -34,7 +34,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Corpus, free_port, record, served, wait_for_quiet
+from _common import Corpus, free_port, record, served, stop, wait_for_quiet
 from bices.domain.labels import Label
 from bices.domain.members import MemberKind
 from bices.domain.signing import canonical
@@ -179,12 +179,7 @@ def medallion(folder: Path) -> Iterator[tuple[str, int]]:
         print(f"medallion pid {proc.pid} on {base}")
         yield base, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
