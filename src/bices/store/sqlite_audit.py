@@ -20,6 +20,7 @@ from bices.domain.audit import GENESIS, AuditDraft, AuditEvent, chain_hash
 from bices.domain.labels import Label
 from bices.domain.reports import iso
 from bices.domain.users import Viewer
+from bices.store.rows import RowLike
 from bices.store.sqlite_db import Database
 from bices.store.sqlite_labels import label_id, label_key
 from bices.store.visibility import DirectoryState, LabelIndex
@@ -62,7 +63,8 @@ def _chain(conn: sqlite3.Connection, events: list[tuple[datetime, AuditDraft]]) 
     conn.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _event(row: sqlite3.Row) -> AuditEvent:
+def event_of_row(row: RowLike) -> AuditEvent:
+    """An audit event from its row (either backend's rows read by column name)."""
     return AuditEvent(
         seq=row["seq"],
         at=datetime.fromisoformat(row["at"]),
@@ -193,10 +195,10 @@ class SqliteAuditLog:
             )
             .fetchall()
         )
-        return [_event(row) for row in rows]
+        return [event_of_row(row) for row in rows]
 
     def all_events(self) -> Iterator[AuditEvent]:
         self.drain()
         cursor = self._chain.reader().execute("SELECT * FROM audit ORDER BY seq")
         for row in cursor:
-            yield _event(row)
+            yield event_of_row(row)
