@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -49,8 +49,20 @@ def main_options(
     data: Annotated[
         Path | None, typer.Option("--data", envvar="BICES_DATA", help="data folder of the node")
     ] = None,
-) -> None:
-    ctx.obj = Settings() if data is None else Settings(data=data)
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", envvar="BICES_DATABASE_URL",
+                     help="postgresql://… : PostgreSQL instead of the embedded store"),
+    ] = None,
+    bus_url: Annotated[
+        str | None,
+        typer.Option("--bus-url", envvar="BICES_BUS_URL",
+                     help="nats://… : NATS JetStream instead of the in-process bus"),
+    ] = None,
+) -> None:  # fmt: skip
+    given = {"data": data, "database_url": database_url, "bus_url": bus_url}
+    chosen: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    ctx.obj = Settings(**chosen)
     configure(ctx.obj.log_format)
 
 
@@ -249,6 +261,27 @@ def audit_verify(ctx: typer.Context) -> None:
     out.print(f"audit chain intact: {count} event(s)")
 
 
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the PostgreSQL store's pending schema migrations (the embedded store upgrades
+    itself when opened)."""
+    settings: Settings = ctx.obj
+    if not settings.database_url:
+        out.print("the embedded store (SQLite) upgrades itself when opened: nothing to do")
+        return
+    from bices.store.pg_db import PgDatabase
+    from bices.store.pg_schema import LATEST, upgrade
+
+    db = PgDatabase(settings.database_url)
+    try:
+        done = upgrade(db)
+    finally:
+        db.close()
+    for migration in done:
+        out.print(f"applied migration {migration.version}: {migration.name}")
+    out.print(f"schema at version {LATEST}")
+
+
 @db_app.command("optimize")
 def db_optimize(ctx: typer.Context) -> None:
     """Merge the search index and refresh statistics (writers wait; run when quiet)."""
@@ -273,20 +306,27 @@ def report_verify(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+def _store_name(settings: Settings) -> str:
+    if not settings.database_url:
+        return f"sqlite:{settings.data / 'bices.db'}"
+    from bices.store.pg_db import without_password
+
+    return without_password(settings.database_url)
+
+
 @app.command("status")
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The node at a glance: backends, contents, the exploitation queue, open streams."""
-    from bices.pipeline.exploit import CONSUMER
 
     with opened(ctx) as node:
         settings: Settings = ctx.obj
         figures = node.store.operations.figures()
         streams, processes = node.store.operations.subscribers()
         found: dict[str, object] = {
-            "store": settings.database_url or f"sqlite:{settings.data / 'bices.db'}",
+            "store": _store_name(settings),
             "bus": settings.bus_url or "in-process",
             **figures,
-            "exploit_lag": node.store.exploits.lag(CONSUMER),
+            "exploit_lag": node.exploit_backlog(),
             "stream_subscribers": streams,
             "server_processes": processes,
         }

@@ -8,6 +8,7 @@ from bices.bus.base import Bus
 from bices.bus.memory import MemoryBus
 from bices.coalition import CoalitionService
 from bices.pipeline.collect import Collector, Limits
+from bices.pipeline.exploit import Exploitation, Exploiter
 from bices.settings import Settings
 from bices.share.entities import EntityReader
 from bices.share.reading import Reader
@@ -19,9 +20,9 @@ from bices.store.base import Store
 def open_store(settings: Settings) -> Store:
     """The one place a storage backend is chosen."""
     if settings.database_url:
-        raise SystemExit(
-            "BICES_DATABASE_URL is set, but the PostgreSQL backend is not part of this release yet"
-        )
+        from bices.store.pg import PostgresStore
+
+        return PostgresStore(settings.database_url, settings.search_rank_limit, settings.migrate)
     from bices.store.sqlite import SqliteStore
 
     return SqliteStore(settings.data / "bices.db", settings.search_rank_limit)
@@ -30,9 +31,10 @@ def open_store(settings: Settings) -> Store:
 def open_bus(settings: Settings) -> Bus:
     """The one place a bus backend is chosen."""
     if settings.bus_url:
-        from bices.bus.nats import NatsBus
+        from bices.bus.nats import NatsBus, names
 
-        return NatsBus(settings.bus_url)
+        stream, subjects = names(settings.bus_namespace)
+        return NatsBus(settings.bus_url, stream, subjects)
     return MemoryBus()
 
 
@@ -65,6 +67,31 @@ class Node:
             requirements=RequirementService(store),
             rfis=RfiService(store, collector),
         )
+
+    def exploitation(self, batch: int = 50) -> Exploitation:
+        """How this node's workers exploit: through the bus's work queue when the bus is
+        NATS (workers on many machines share it), else by following the outbox."""
+        from bices.bus.nats import NatsBus
+
+        if isinstance(self.bus, NatsBus):
+            from bices.bus.work import WorkQueue
+            from bices.pipeline.queued import QueuedExploiter
+
+            queue = WorkQueue(self.bus, self.settings.work_ack_wait_s)
+            return QueuedExploiter(self.store, queue, batch=batch)
+        return Exploiter(self.store, batch=batch)
+
+    def exploit_backlog(self) -> int:
+        """Stored versions not exploited yet (queued or in hand, on the work queue)."""
+        from bices.bus.nats import NatsBus
+        from bices.pipeline.exploit import CONSUMER
+
+        if isinstance(self.bus, NatsBus):
+            from bices.bus.work import depth
+            from bices.pipeline.queued import DISPATCH
+
+            return self.store.exploits.lag(DISPATCH) + depth(self.bus)
+        return self.store.exploits.lag(CONSUMER)
 
     def close(self) -> None:
         self.bus.close()

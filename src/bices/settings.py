@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     data: Path = Field(default=Path("bices-data"), description="data folder of the embedded node")
     database_url: str | None = Field(default=None, description="postgresql://… (scale-out)")
     bus_url: str | None = Field(default=None, description="nats://… (scale-out)")
+    bus_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$", max_length=32,
+                               description="with NATS: a stream and subjects of the node's "
+                               "own on a shared server (letters, digits, _)")  # fmt: skip
+    migrate: bool = Field(default=True, description="apply pending PostgreSQL migrations on "
+                          "start (else `bices db upgrade` must have been run)")  # fmt: skip
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
@@ -23,6 +28,10 @@ class Settings(BaseSettings):
                             description="`json`: one JSON object per log line")  # fmt: skip
     accession_quorum: str = "majority"
     exploit: bool = Field(default=True, description="run the exploitation worker in `bices serve`")
+    work_ack_wait_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="with NATS: how long a worker may hold a job before it goes to another",
+    )  # fmt: skip
     search_rank_limit: int = Field(
         default=4000,
         gt=0,

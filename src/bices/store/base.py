@@ -358,6 +358,12 @@ class Exploits(Protocol):
         `upto`, atomically; False (nothing stored) if another process moved it meanwhile."""
         ...
 
+    def record(self, results: Sequence[Exploited]) -> int:
+        """Store extractions and their correlations, in any order, for the versions not
+        exploited yet (a version delivered twice by a work queue is stored once); how many
+        were stored."""
+        ...
+
     def lag(self, consumer: str) -> int:
         """Stored versions the consumer has not processed yet."""
         ...

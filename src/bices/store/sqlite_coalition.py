@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,6 +17,7 @@ from bices.domain.reports import iso
 from bices.domain.users import Role, Viewer
 from bices.policy import Directory
 from bices.store.base import Accession, UserRecord
+from bices.store.rows import RowLike
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
 
@@ -29,7 +30,24 @@ def _bump_directory(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'directory_version'")
 
 
-def _member(row: sqlite3.Row) -> Member:
+def read_directory(rows: Callable[[str], Sequence[RowLike]]) -> tuple[int, Directory]:
+    """The directory's version and the directory, from `rows(sql)`: the rows of a query
+    in the caller's read snapshot (the same SQL on either backend)."""
+    version = int(rows("SELECT value FROM meta WHERE key = 'directory_version'")[0]["value"])
+    found: dict[str, set[str]] = {
+        row["name"]: set() for row in rows("SELECT name FROM communities")
+    }
+    for row in rows("SELECT community, member FROM community_members"):
+        found[row["community"]].add(row["member"])
+    statuses = {
+        row["code"]: MemberStatus(row["status"]) for row in rows("SELECT code, status FROM members")
+    }
+    return version, Directory(
+        statuses=statuses, communities={name: frozenset(codes) for name, codes in found.items()}
+    )
+
+
+def member_of(row: RowLike) -> Member:
     return Member(
         code=row["code"],
         name=row["name"],
@@ -40,7 +58,7 @@ def _member(row: sqlite3.Row) -> Member:
     )
 
 
-def user_of(row: sqlite3.Row) -> UserRecord:
+def user_of(row: RowLike) -> UserRecord:
     return UserRecord(
         id=row["id"],
         member=row["member"],
@@ -49,6 +67,64 @@ def user_of(row: sqlite3.Row) -> UserRecord:
         caveats=frozenset(json.loads(row["caveats"])),
         roles=frozenset(Role(r) for r in json.loads(row["roles"])),
         created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def accession_of(row: RowLike, votes: Sequence[RowLike]) -> Accession:
+    """An application from its row and the rows (member, approve) of its votes."""
+    return Accession(
+        code=row["code"],
+        name=row["name"],
+        kind=MemberKind(row["kind"]),
+        sponsor=row["sponsor"],
+        communities=tuple(json.loads(row["communities"])),
+        status=row["status"],
+        applied_at=datetime.fromisoformat(row["applied_at"]),
+        public_key=row["public_key"],
+        approvals=tuple(v["member"] for v in votes if v["approve"]),
+        rejections=tuple(v["member"] for v in votes if not v["approve"]),
+    )
+
+
+def tally(votes: Sequence[RowLike], active: set[str], quorum: str) -> tuple[str, dict[str, int]]:
+    """The application's status after its votes (only those of members active now count)
+    and the figures of the decision, for its audit event."""
+    approvals = sum(1 for v in votes if v["approve"] and v["member"] in active)
+    rejections = sum(1 for v in votes if not v["approve"] and v["member"] in active)
+    needed = approvals_needed(quorum, len(active))
+    decision = {"needed": needed, "approvals": approvals, "rejections": rejections}
+    if approvals >= needed:
+        return "approved", decision
+    if len(active) - rejections < needed:
+        return "rejected", decision
+    return "pending", decision
+
+
+def pending(accession: Accession | None, code: str) -> Accession:
+    """The application a vote is for, which must exist and be undecided."""
+    if accession is None:
+        raise NotFound(f"no application for {code}")
+    if accession.status != "pending":
+        raise Conflict(f"the application of {code} is already {accession.status}")
+    return accession
+
+
+def viewer_of_token(row: RowLike | None, now: datetime) -> Viewer | None:
+    """The viewer a token row (a user's row with `member_status`, `expires_at` and
+    `revoked_at`) stands for, if the token is known, unrevoked and unexpired."""
+    if row is None or row["revoked_at"] is not None:
+        return None
+    if row["expires_at"] is not None and row["expires_at"] <= now.timestamp():
+        return None
+    user = user_of(row)
+    return Viewer(
+        user_id=user.id,
+        name=user.name,
+        member=user.member,
+        member_status=MemberStatus(row["member_status"]),
+        clearance=user.clearance,
+        caveats=user.caveats,
+        roles=user.roles,
     )
 
 
@@ -70,21 +146,7 @@ class SqliteCoalition:
         if cached is not None and cached[0] == version:
             return cached[1], version
         with self._db.snapshot() as snap:
-            version = snap.execute(
-                "SELECT value FROM meta WHERE key = 'directory_version'"
-            ).fetchone()[0]
-            statuses = {
-                row["code"]: MemberStatus(row["status"])
-                for row in snap.execute("SELECT code, status FROM members")
-            }
-            communities: dict[str, set[str]] = {
-                row["name"]: set() for row in snap.execute("SELECT name FROM communities")
-            }
-            for row in snap.execute("SELECT community, member FROM community_members"):
-                communities[row["community"]].add(row["member"])
-        directory = Directory(
-            statuses=statuses, communities={k: frozenset(v) for k, v in communities.items()}
-        )
+            version, directory = read_directory(lambda sql: snap.execute(sql).fetchall())
         with self._lock:
             self._cached = (version, directory)
         return directory, version
@@ -131,11 +193,11 @@ class SqliteCoalition:
 
     def get_member(self, code: str) -> Member | None:
         row = self._db.reader().execute("SELECT * FROM members WHERE code = ?", (code,)).fetchone()
-        return None if row is None else _member(row)
+        return None if row is None else member_of(row)
 
     def list_members(self) -> list[Member]:
         rows = self._db.reader().execute("SELECT * FROM members ORDER BY code").fetchall()
-        return [_member(row) for row in rows]
+        return [member_of(row) for row in rows]
 
     def member_communities(self, code: str) -> list[str]:
         rows = self._db.reader().execute(
@@ -198,18 +260,7 @@ class SqliteCoalition:
         votes = conn.execute(
             "SELECT member, approve FROM accession_votes WHERE code = ? ORDER BY member", (code,)
         ).fetchall()
-        return Accession(
-            code=row["code"],
-            name=row["name"],
-            kind=MemberKind(row["kind"]),
-            sponsor=row["sponsor"],
-            communities=tuple(json.loads(row["communities"])),
-            status=row["status"],
-            applied_at=datetime.fromisoformat(row["applied_at"]),
-            public_key=row["public_key"],
-            approvals=tuple(v["member"] for v in votes if v["approve"]),
-            rejections=tuple(v["member"] for v in votes if not v["approve"]),
-        )
+        return accession_of(row, votes)
 
     def get_accession(self, code: str) -> Accession | None:
         return self._accession(self._db.reader(), code)
@@ -234,11 +285,7 @@ class SqliteCoalition:
         private) becomes the new member's key unless it applied with its own public key.
         """
         with self._db.write() as conn:
-            accession = self._accession(conn, code)
-            if accession is None:
-                raise NotFound(f"no application for {code}")
-            if accession.status != "pending":
-                raise Conflict(f"the application of {code} is already {accession.status}")
+            accession = pending(self._accession(conn, code), code)
             conn.execute(
                 "INSERT OR REPLACE INTO accession_votes VALUES (?, ?, ?, ?)",
                 (code, member, int(approve), _now()),
@@ -250,17 +297,9 @@ class SqliteCoalition:
             votes = conn.execute(
                 "SELECT member, approve FROM accession_votes WHERE code = ?", (code,)
             ).fetchall()
-            approvals = sum(1 for m, yes in votes if yes and m in active)
-            rejections = sum(1 for m, yes in votes if not yes and m in active)
-            needed = approvals_needed(quorum, len(active))
-            decision = {"needed": needed, "approvals": approvals, "rejections": rejections}
-            if approvals >= needed:
+            status, decision = tally(votes, active, quorum)
+            if status == "approved":
                 self._admit(conn, accession, new_key)
-                status = "approved"
-            elif len(active) - rejections < needed:
-                status = "rejected"
-            else:
-                status = "pending"
             if status != "pending":
                 conn.execute("UPDATE accessions SET status = ? WHERE code = ?", (status, code))
                 append_audit(conn, [replace(audit, action=f"accession.{status}", detail=decision)])
@@ -392,17 +431,4 @@ class SqliteCoalition:
             )
             .fetchone()
         )
-        if row is None or row["revoked_at"] is not None:
-            return None
-        if row["expires_at"] is not None and row["expires_at"] <= now.timestamp():
-            return None
-        user = user_of(row)
-        return Viewer(
-            user_id=user.id,
-            name=user.name,
-            member=user.member,
-            member_status=MemberStatus(row["member_status"]),
-            clearance=user.clearance,
-            caveats=user.caveats,
-            roles=user.roles,
-        )
+        return viewer_of_token(row, now)

@@ -1,21 +1,21 @@
-"""Listing and full-text search over current versions, restricted to visible label ids.
+"""Full-text search with FTS5 over current versions, restricted to visible label ids.
 
-Filters, totals and facets read the narrow `current_reports` table. Search asks FTS5 for
-the user's words within title and body AND (when the visible set is small enough to
-spell out) one of the visible label tokens, so the index itself skips what the viewer may
-not see; the `label_id IN visible` condition on `current_reports` is applied in every
-case and is the one that decides. A search ranks at most `rank_limit` visible matches;
-past that it answers newest first and says that its total is a lower bound.
+Filters, totals and facets read the narrow `current_reports` table (`bices.store.listing`,
+shared with PostgreSQL). Search asks FTS5 for the user's words within title and body AND
+(when the visible set is small enough to spell out) one of the visible label tokens, so
+the index itself skips what the viewer may not see; the `label_id IN visible` condition
+on `current_reports` is applied in every case and is the one that decides. A search ranks
+at most `rank_limit` visible matches; past that it answers newest first and says that its
+total is a lower bound.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 
-from bices.domain.labels import Classification
 from bices.store.base import ReportFilter
+from bices.store.listing import Asked, Dialect, Found, Narrow, filters, partial, ranked
 from bices.store.query import Query, to_fts5
 
 # Up to this many visible labels are spelled out inside the FTS5 query.
@@ -29,53 +29,7 @@ WORDS_ONLY_MAX = 2000
 LIKELY_VISIBLE_SHARE = 8
 TEXT_COLUMNS = "{title body}"
 RANK = "bm25(report_fts, 4.0, 1.0, 0.0)"  # title counts more than body; labels not at all
-FACETS = ("type", "member", "classification", "language")
-
-
-def _where(where: ReportFilter) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-
-    def among(column: str, values: list[str] | list[int]) -> None:
-        clauses.append(f"c.{column} IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps(sorted(values)))
-
-    if where.types is not None:
-        among("type", [t.value for t in where.types])
-    if where.originators is not None:
-        among("originator", list(where.originators))
-    if where.classifications is not None:
-        among("classification", [int(c) for c in where.classifications])
-    if where.languages is not None:
-        among("language", list(where.languages))
-    if where.since is not None:
-        clauses.append("c.reported_ts >= ?")
-        params.append(where.since.timestamp())
-    if where.until is not None:
-        clauses.append("c.reported_ts < ?")
-        params.append(where.until.timestamp())
-    return "".join(" AND " + c for c in clauses), params
-
-
-def newest(
-    conn: sqlite3.Connection,
-    visible: tuple[int, ...],
-    where: ReportFilter,
-    before: int | None,
-    limit: int,
-) -> tuple[int, list[int]]:
-    """The visible total and the seqs of the newest visible versions (before a cursor)."""
-    filters, params = _where(where)
-    base = "FROM current_reports c WHERE c.label_id IN (SELECT value FROM json_each(?))" + filters
-    base_params = [json.dumps(visible), *params]
-    total = conn.execute(f"SELECT count(*) {base}", base_params).fetchone()[0]
-    after_cursor = "" if before is None else " AND c.seq < ?"
-    cursor_params = [] if before is None else [before]
-    rows = conn.execute(
-        f"SELECT c.seq {base}{after_cursor} ORDER BY c.seq DESC LIMIT ?",
-        [*base_params, *cursor_params, limit],
-    ).fetchall()
-    return int(total), [row[0] for row in rows]
+SQLITE = Dialect("?", "{} IN (SELECT value FROM json_each(?))", json.dumps)
 
 
 def match_expression(query: Query, visible: tuple[int, ...]) -> str:
@@ -89,36 +43,18 @@ def match_expression(query: Query, visible: tuple[int, ...]) -> str:
 def _matching(
     visible: tuple[int, ...], query: Query, where: ReportFilter
 ) -> tuple[str, list[object]]:
-    filters, params = _where(where)
+    conditions, params = filters(where, SQLITE)
     sql = (
         "FROM report_fts JOIN current_reports c ON c.seq = report_fts.rowid "
-        "WHERE report_fts MATCH ? AND c.label_id IN (SELECT value FROM json_each(?))" + filters
+        "WHERE report_fts MATCH ? AND c.label_id IN (SELECT value FROM json_each(?))" + conditions
     )
     return sql, [match_expression(query, visible), json.dumps(visible), *params]
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    total: int
-    facets: dict[str, dict[str, int]]
-    seqs: list[int]
-    exact: bool  # False: more than `rank_limit` visible matches (see `search`)
-
-
-# A narrow row of a match: seq, type, originator, classification, language.
-Narrow = tuple[int, str, str, int, str]
 COLUMNS = "c.seq, c.type, c.originator, c.classification, c.language"
 
 
-def search(
-    conn: sqlite3.Connection,
-    visible: tuple[int, ...],
-    query: Query,
-    where: ReportFilter,
-    offset: int,
-    limit: int,
-    rank_limit: int,
-) -> Found:
+def search(conn: sqlite3.Connection, visible: tuple[int, ...], asked: Asked) -> Found:
     """Visible matches: up to `rank_limit` of them ranked, else the newest, read once.
 
     Up to `rank_limit` matches: the exact total and facets, and the page ranked by BM25 (then
@@ -131,7 +67,8 @@ def search(
     which costs ~1 µs a row against ~6 µs for joining inside the FTS5 query.
     """
     if not visible:
-        return Found(0, _facets({}), [], True)
+        return ranked({}, [], asked)
+    query, where, rank_limit = asked.query, asked.where, asked.rank_limit
     words = to_fts5(query, TEXT_COLUMNS)
     # Counted on the loose form (phrases as ANDed words, no exclusions): an upper bound on
     # the matches, read without position lists, that only chooses the plan below.
@@ -142,13 +79,13 @@ def search(
         # ~2 µs a row and a pass over each label token's doclist) and let the narrow table
         # drop what the viewer may not see.
         scores = _scores(conn, words)
-        return _ranked(scores, _narrow(conn, list(scores), visible, where), offset, limit)
+        return ranked(scores, _narrow(conn, list(scores), visible, where), asked)
     expression = match_expression(query, visible)
     newest_first = "FROM report_fts WHERE report_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
     if in_all <= rank_limit * LIKELY_VISIBLE_SHARE:
         # Probably few enough visible matches to rank: score them in the same pass.
-        ranked = conn.execute(f"SELECT rowid, {RANK} {newest_first}", (expression, rank_limit + 1))
-        scores = dict(ranked.fetchall())
+        scoring = conn.execute(f"SELECT rowid, {RANK} {newest_first}", (expression, rank_limit + 1))
+        scores = dict(scoring.fetchall())
         newest = sorted(scores, reverse=True)
     else:
         scores = {}
@@ -156,7 +93,7 @@ def search(
         newest = [row[0] for row in found]
     rows = _narrow(conn, newest, visible, where)
     if len(newest) <= rank_limit:  # every visible match is in hand: rank them
-        return _ranked(scores or _scores(conn, expression), rows, offset, limit)
+        return ranked(scores or _scores(conn, expression), rows, asked)
     if len(rows) <= rank_limit:
         # Filters (or the deciding label test) dropped some of the newest matches, so
         # older ones may count: read newest first through the join until past the limit.
@@ -166,10 +103,8 @@ def search(
         rows = conn.execute(f"SELECT {COLUMNS} {joined}", bounded).fetchall()
         if len(rows) <= rank_limit:  # few enough pass the filters: rank just those
             scored = conn.execute(f"SELECT c.seq, {RANK} {joined}", bounded).fetchall()
-            return _ranked(dict(scored), rows, offset, limit)
-    rows = sorted(rows, key=lambda row: -row[0])[:rank_limit]
-    seqs = [row[0] for row in rows]
-    return Found(len(rows), _facets(_counts(rows)), seqs[offset : offset + limit], False)
+            return ranked(dict(scored), rows, asked)
+    return partial(rows, asked)
 
 
 def _scores(conn: sqlite3.Connection, expression: str) -> dict[int, float]:
@@ -191,42 +126,9 @@ def _narrow(
     conn: sqlite3.Connection, seqs: list[int], visible: tuple[int, ...], where: ReportFilter
 ) -> list[Narrow]:
     """The narrow rows of these seqs that are current, visible and pass the filters."""
-    filters, params = _where(where)
+    conditions, params = filters(where, SQLITE)
     return conn.execute(
         f"SELECT {COLUMNS} FROM current_reports c WHERE c.seq IN (SELECT value FROM json_each(?)) "
-        "AND c.label_id IN (SELECT value FROM json_each(?))" + filters,
+        "AND c.label_id IN (SELECT value FROM json_each(?))" + conditions,
         [json.dumps(seqs), json.dumps(visible), *params],
     ).fetchall()
-
-
-def _ranked(
-    scores: dict[int, float],
-    rows: list[Narrow],
-    offset: int,
-    limit: int,
-) -> Found:
-    """An exact answer: every visible match, best BM25 first (lower is better), then newest."""
-    order = sorted(rows, key=lambda row: (scores[row[0]], -row[0]))
-    seqs = [row[0] for row in order]
-    return Found(len(rows), _facets(_counts(rows)), seqs[offset : offset + limit], True)
-
-
-def _counts(rows: list[Narrow]) -> dict[tuple[str, str, int, str], int]:
-    counts: dict[tuple[str, str, int, str], int] = {}
-    for _, type_, originator, level, language in rows:
-        key = (type_, originator, level, language)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def _facets(counts: dict[tuple[str, str, int, str], int]) -> dict[str, dict[str, int]]:
-    found: dict[str, dict[str, int]] = {name: {} for name in FACETS}
-    for (type_, originator, level, language), n in counts.items():
-        for name, value in (
-            ("type", type_),
-            ("member", originator),
-            ("classification", Classification(level).marking),
-            ("language", language),
-        ):
-            found[name][value] = found[name].get(value, 0) + n
-    return found

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from bices.domain.reports import iso
 from bices.store.base import OutboxEvent
+from bices.store.rows import RowLike
 from bices.store.sqlite_db import Database
 
 
@@ -44,7 +45,8 @@ def append_event(
     return seq
 
 
-def _event(row: sqlite3.Row) -> OutboxEvent:
+def outbox_event_of(row: RowLike) -> OutboxEvent:
+    """An outbox event from its row (either backend's)."""
     return OutboxEvent(
         seq=row["seq"],
         kind=row["kind"],
@@ -67,7 +69,7 @@ class SqliteOutbox:
             sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
             params.extend(kinds)
         rows = self._db.reader().execute(sql + " ORDER BY seq LIMIT ?", (*params, limit))
-        return [_event(row) for row in rows.fetchall()]
+        return [outbox_event_of(row) for row in rows.fetchall()]
 
     def head(self) -> int:
         row = self._db.reader().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from bices.domain.audit import AuditDraft
 from bices.domain.reports import iso
 from bices.domain.requirements import Requirement, RequirementDraft
+from bices.store.rows import RowLike
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
 
 
-def _requirement(row: sqlite3.Row) -> Requirement:
+def requirement_of(row: RowLike) -> Requirement:
+    """A requirement from its row (either backend's)."""
     draft = RequirementDraft.model_validate({"name": row["name"], **json.loads(row["filters"])})
     return Requirement(
         id=row["n"],
@@ -53,11 +55,11 @@ class SqliteRequirements:
                 (user_id, n, draft.name, json.dumps(draft.filters()), now, now),
             )
             _bump(conn)
-            append_audit(conn, [_with_target(audit, n)])
+            append_audit(conn, [with_target(audit, n)])
             row = conn.execute(
                 "SELECT * FROM requirements WHERE user_id = ? AND n = ?", (user_id, n)
             ).fetchone()
-        return _requirement(row)
+        return requirement_of(row)
 
     def replace(
         self, user_id: int, n: int, draft: RequirementDraft, audit: AuditDraft
@@ -75,7 +77,7 @@ class SqliteRequirements:
             row = conn.execute(
                 "SELECT * FROM requirements WHERE user_id = ? AND n = ?", (user_id, n)
             ).fetchone()
-        return _requirement(row)
+        return requirement_of(row)
 
     def remove(self, user_id: int, n: int, audit: AuditDraft) -> bool:
         with self._db.write() as conn:
@@ -93,13 +95,13 @@ class SqliteRequirements:
             .execute("SELECT * FROM requirements WHERE user_id = ? AND n = ?", (user_id, n))
             .fetchone()
         )
-        return None if row is None else _requirement(row)
+        return None if row is None else requirement_of(row)
 
     def of_user(self, user_id: int) -> list[Requirement]:
         rows = self._db.reader().execute(
             "SELECT * FROM requirements WHERE user_id = ? ORDER BY n", (user_id,)
         )
-        return [_requirement(row) for row in rows.fetchall()]
+        return [requirement_of(row) for row in rows.fetchall()]
 
     def version(self) -> int:
         """Changes with every write: a stream reloads its user's requirements when it does."""
@@ -111,5 +113,5 @@ class SqliteRequirements:
         return int(row[0])
 
 
-def _with_target(audit: AuditDraft, n: int) -> AuditDraft:
+def with_target(audit: AuditDraft, n: int) -> AuditDraft:
     return replace(audit, target=f"requirement/{n}")

@@ -9,30 +9,18 @@ RFIs a viewer cannot see.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bices.domain.audit import AuditDraft
-from bices.domain.errors import Conflict, InvalidInput
+from bices.domain.errors import Conflict
 from bices.domain.reports import ReportVersion, iso
-from bices.domain.rfis import (
-    Addressee,
-    Answer,
-    Change,
-    Priority,
-    Rfi,
-    RfiFilter,
-    RfiPage,
-    RfiState,
-    StaleRfi,
-)
+from bices.domain.rfis import Change, Rfi, RfiFilter, RfiPage, StaleRfi
 from bices.domain.users import Viewer
+from bices.store import rfis as shared
 from bices.store.base import ReportWrite
 from bices.store.sqlite_audit import append_audit
 from bices.store.sqlite_db import Database
@@ -69,8 +57,12 @@ CREATE TABLE IF NOT EXISTS rfi_history (
 )
 """
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 VISIBLE = "r.label_id IN (SELECT value FROM json_each(:visible))"
+SQLITE = shared.Dialect(
+    param=lambda name: f":{name}",
+    in_list=lambda column, name: f"{column} IN (SELECT value FROM json_each(:{name}))",
+    as_list=json.dumps,
+)
 
 
 def install(db: Database) -> None:
@@ -79,45 +71,6 @@ def install(db: Database) -> None:
         for statement in RFI_SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
-
-
-def _us(moment: datetime) -> int:
-    """Microseconds since the epoch: deadlines sort as numbers, whatever their ISO form."""
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def encode_cursor(rfi: Rfi) -> str:
-    key = f"rfis:{rfi.priority.rank}:{_us(rfi.deadline)}:{rfi.id}"
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[int, int, str] | None:
-    """The (priority rank, deadline, id) after which a page starts."""
-    if cursor is None:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, rank, deadline, rfi_id = text.split(":")
-        if kind != "rfis" or not UUID.match(rfi_id) or not 0 <= int(rank) < len(Priority):
-            raise ValueError(text)
-        if not -(2**62) < int(deadline) < 2**62:  # beyond any datetime; SQLite's integers
-            raise ValueError(deadline)
-        return int(rank), int(deadline), rfi_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(f"cursor {cursor!r} is not a cursor of the RFI listing") from None
-
-
-def _change(row: sqlite3.Row) -> Change:
-    return Change(
-        revision=row["revision"],
-        action=row["action"],
-        at=datetime.fromisoformat(row["at"]),
-        actor=row["actor"],
-        member=row["member"],
-        state=RfiState(row["state"]),
-        detail=json.loads(row["detail"]),
-    )
 
 
 class SqliteRfis:
@@ -133,11 +86,8 @@ class SqliteRfis:
             label_id = label_id_of(conn, rfi.label)
             conn.execute(
                 "INSERT INTO rfis VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rfi.id, rfi.question, rfi.detail, rfi.priority.value, rfi.priority.rank,
-                 iso(rfi.deadline), _us(rfi.deadline), rfi.asker, rfi.asker_id,
-                 rfi.asker_member, label_id, rfi.state.value, rfi.revision,
-                 iso(rfi.created_at), None),
-            )  # fmt: skip
+                shared.rfi_values(rfi, label_id),
+            )
             conn.executemany(
                 "INSERT INTO rfi_addressees (rfi_id, member, position) VALUES (?, ?, ?)",
                 [(rfi.id, a.member, i) for i, a in enumerate(rfi.addressees)],
@@ -194,9 +144,8 @@ class SqliteRfis:
         """The history entry and the outbox event of one revision."""
         conn.execute(
             "INSERT INTO rfi_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (rfi_id, change.revision, change.action, iso(change.at), change.actor,
-             change.member, change.state.value, json.dumps(change.detail, sort_keys=True)),
-        )  # fmt: skip
+            shared.history_values(rfi_id, change),
+        )
         append_event(conn, "rfi", rfi_id, change.revision, label_id)
 
     # -- reads under the rule ----------------------------------------------------------
@@ -217,42 +166,22 @@ class SqliteRfis:
     ) -> RfiPage:
         """Visible RFIs, highest priority first, then nearest deadline; `total` counts the
         visible ones that pass the filters."""
-        after = decode_cursor(cursor)
-        clauses = [VISIBLE]
-        params: dict[str, Any] = {"limit": limit + 1}
-        if where.states is not None:
-            clauses.append("r.state IN (SELECT value FROM json_each(:states))")
-            params["states"] = json.dumps(sorted(s.value for s in where.states))
-        if where.addressed_to_me:
-            clauses.append(
-                "EXISTS (SELECT 1 FROM rfi_addressees a WHERE a.rfi_id = r.id "
-                "AND a.member = :member)"
-            )
-            params["member"] = viewer.member
-        if where.mine:
-            clauses.append("r.asker_id = :user_id")
-            params["user_id"] = viewer.user_id
-        if where.overdue:
-            clauses.append("r.deadline_us < :now AND r.state IN ('open', 'accepted')")
-            params["now"] = _us(now)
-        counted = " AND ".join(clauses)
-        if after is not None:
-            clauses.append(
-                "(r.priority_rank < :rank OR (r.priority_rank = :rank AND (r.deadline_us > :due "
-                "OR (r.deadline_us = :due AND r.id > :after))))"
-            )
-            params.update(rank=after[0], due=after[1], after=after[2])
+        after = shared.decode_cursor(cursor)
+        counted, paged, params = shared.page_clauses(SQLITE, viewer, where, after, now)
+        params["limit"] = limit + 1
         with self._reports.viewing(viewer) as (conn, visible):
             params["visible"] = json.dumps(visible)
-            total = conn.execute(f"SELECT count(*) FROM rfis r WHERE {counted}", params).fetchone()
+            total = conn.execute(
+                f"SELECT count(*) FROM rfis r WHERE {' AND '.join(counted)}", params
+            ).fetchone()
             rows = conn.execute(
-                f"SELECT * FROM rfis r WHERE {' AND '.join(clauses)} "
-                "ORDER BY r.priority_rank DESC, r.deadline_us, r.id LIMIT :limit",
+                f"SELECT * FROM rfis r WHERE {' AND '.join(paged)} "
+                f"ORDER BY {shared.ORDER} LIMIT :limit",
                 params,
             ).fetchall()
             items = self._assemble(conn, rows[:limit], visible)
         more = len(rows) > limit
-        return RfiPage(items, int(total[0]), encode_cursor(items[-1]) if more else None)
+        return RfiPage(items, int(total[0]), shared.encode_cursor(items[-1]) if more else None)
 
     def _assemble(
         self, conn: sqlite3.Connection, rows: Sequence[sqlite3.Row], visible: tuple[int, ...]
@@ -260,17 +189,12 @@ class SqliteRfis:
         """Whole RFIs from their rows: addressees, the answers the viewer may see now, and
         the history (an answer's report named only where the answer is listed)."""
         ids = json.dumps([row["id"] for row in rows])
-        addressees: dict[str, list[Addressee]] = {}
-        for a in conn.execute(
+        addressees = conn.execute(
             "SELECT * FROM rfi_addressees WHERE rfi_id IN (SELECT value FROM json_each(?)) "
             "ORDER BY rfi_id, position",
             (ids,),
-        ):
-            at = None if a["accepted_at"] is None else datetime.fromisoformat(a["accepted_at"])
-            addressees.setdefault(a["rfi_id"], []).append(
-                Addressee(a["member"], at, a["accepted_by"])
-            )
-        answer_rows = conn.execute(
+        ).fetchall()
+        answers = conn.execute(
             "SELECT a.*, rep.current_seq FROM rfi_answers a "
             "JOIN reports rep ON rep.id = a.report_id "
             "JOIN current_reports c ON c.seq = rep.current_seq "
@@ -278,47 +202,15 @@ class SqliteRfis:
             "WHERE a.rfi_id IN (SELECT value FROM json_each(?)) ORDER BY a.rfi_id, a.revision",
             (json.dumps(visible), ids),
         ).fetchall()
-        reports = self._reports.rows_by_seq(conn, [a["current_seq"] for a in answer_rows])
-        answers: dict[str, list[Answer]] = {}
-        for a, report in zip(answer_rows, reports, strict=True):
-            answers.setdefault(a["rfi_id"], []).append(
-                Answer(a["report_id"], a["member"], a["author"],
-                       datetime.fromisoformat(a["at"]), a["revision"], report)
-            )  # fmt: skip
-        history: dict[str, list[Change]] = {}
-        for h in conn.execute(
+        reports = self._reports.rows_by_seq(conn, [a["current_seq"] for a in answers])
+        history = conn.execute(
             "SELECT * FROM rfi_history WHERE rfi_id IN (SELECT value FROM json_each(?)) "
             "ORDER BY rfi_id, revision",
             (ids,),
-        ):
-            change = _change(h)
-            listed = {a.report_id for a in answers.get(h["rfi_id"], [])}
-            if change.action == "answer" and change.detail.get("report_id") not in listed:
-                change = Change(change.revision, change.action, change.at, change.actor,
-                                change.member, change.state)  # fmt: skip
-            history.setdefault(h["rfi_id"], []).append(change)
-        return [
-            Rfi(
-                id=row["id"],
-                question=row["question"],
-                detail=row["detail"],
-                priority=Priority(row["priority"]),
-                deadline=datetime.fromisoformat(row["deadline"]),
-                asker=row["asker"],
-                asker_id=row["asker_id"],
-                asker_member=row["asker_member"],
-                label=self._reports.labels.get(row["label_id"]),
-                addressees=tuple(addressees.get(row["id"], ())),
-                state=RfiState(row["state"]),
-                revision=row["revision"],
-                created_at=datetime.fromisoformat(row["created_at"]),
-                answers=tuple(answers.get(row["id"], ())),
-                history=tuple(history.get(row["id"], ())),
-                closed_reason=row["closed_reason"],
-                label_id=row["label_id"],
-            )
-            for row in rows
-        ]
+        ).fetchall()
+        return shared.assemble(
+            rows, addressees, answers, reports, history, self._reports.labels.get
+        )
 
     # -- the stream's side (system use: the caller has checked the event's label) ------
 
@@ -339,16 +231,6 @@ class SqliteRfis:
                     (rfi_id,),
                 )
             ]
-        return {
-            "id": row["id"],
-            "question": row["question"],
-            "priority": row["priority"],
-            "deadline": row["deadline"],
-            "state": row["state_then"],
-            "asker_member": row["asker_member"],
-            "addressees": members,
-            "revision": revision,
-            "action": row["action"],
-            "at": row["changed_at"],
-            "label": self._reports.labels.get(row["label_id"]).render(),
-        }
+        return shared.event_payload(
+            row, members, revision, self._reports.labels.get(row["label_id"])
+        )
