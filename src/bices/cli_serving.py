@@ -130,12 +130,12 @@ def worker(
     """
     import signal
 
-    from bices.pipeline.exploit import CONSUMER, Exploiter, ExploitWorker, Pacer
+    from bices.pipeline.exploit import ExploitWorker, Pacer
 
     if nice:
         os.nice(nice)
     with opened(ctx) as node:
-        exploiter = Exploiter(node.store, batch=20)  # short write transactions
+        exploiter = node.exploitation(batch=20)  # short write transactions
         if once:
             out.print(f"exploited {exploiter.drain()} report version(s)")
             return
@@ -145,7 +145,7 @@ def worker(
         extract("NATO met in Seoul on 1 July 2024.")  # loads the knowledge base
         settle()
         err.print(f"bices worker: exploiting {node.settings.data} ("
-                  f"{node.store.exploits.lag(CONSUMER)} pending)")  # fmt: skip
+                  f"{exploiter.pending()} pending)")  # fmt: skip
         loop = ExploitWorker(
             exploiter, poll_s=poll, pacer=Pacer(node.store.exploits.newest), max_backoff_s=30.0
         )

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import bices
 from bices.api import (
@@ -23,9 +23,9 @@ from bices.api import (
     taxii,
     users,
 )
-from bices.api.limits import BodyLimit
+from bices.api.limits import BodyLimit, NoNul, refuse_nul
 from bices.node import Node
-from bices.pipeline.exploit import Exploiter, ExploitWorker
+from bices.pipeline.exploit import ExploitWorker
 from bices.runtime import settle
 from bices.settings import Settings
 from bices.share.stream import StreamHub
@@ -63,7 +63,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = waker = None
         if run_worker:
-            worker = ExploitWorker(Exploiter(node.store))
+            worker = ExploitWorker(node.exploitation())
             worker.start()
             waker = asyncio.create_task(_wake_on_reports(node, worker))
         app.state.exploit_worker = worker
@@ -86,6 +86,7 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
         title="BICES",
         version=bices.__version__,
         description="Coalition intelligence sharing: every answer obeys the access rule.",
@@ -98,6 +99,7 @@ def create_app(
 
     app.include_router(operations.router)
     operations.install(app, node)
+    app.add_middleware(NoNul)
     app.add_middleware(BodyLimit, max_bytes=node.settings.max_body_bytes)
 
     return app

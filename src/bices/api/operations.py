@@ -22,7 +22,6 @@ from bices.api.auth import CurrentViewer, NodeDep
 from bices.domain.errors import Forbidden
 from bices.domain.users import Role
 from bices.node import Node
-from bices.pipeline.exploit import CONSUMER
 from bices.share.stream import StreamHub
 
 router = APIRouter(tags=["operations"])
@@ -69,7 +68,7 @@ class NodeFigures(Collector):
             yield GaugeMetricFamily(f"bices_{name}", f"node-wide count: {name}", value=value)
         yield GaugeMetricFamily(
             "bices_exploit_lag_versions", "stored versions the exploitation worker has not "
-            "reached yet", value=store.exploits.lag(CONSUMER))  # fmt: skip
+            "reached yet", value=self.node.exploit_backlog())  # fmt: skip
         streams, processes = store.operations.subscribers()
         yield GaugeMetricFamily("bices_node_stream_subscribers",
                                 "open streams on every server process heard from lately",

@@ -10,6 +10,10 @@ The outbox in the store remains the record of what was stored: a publish that fa
 (NATS down) is logged and the hubs still find the event by polling the outbox, so a bus
 outage slows the streams down to the poll interval and loses nothing.
 
+A bus namespace (`BICES_BUS_NAMESPACE`) gives a node a stream and subjects of its own on a
+shared NATS server (`BICES_EVENTS_<NS>`, `bices.<ns>.events.<kind>`), so that nodes of
+different namespaces — parallel tests, separate deployments — never hear each other.
+
 nats-py is asyncio-based; the bus runs its client on a loop in a thread of its own, so
 that `publish` can be called from any thread (request threads, the worker) as the `Bus`
 protocol asks.
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +43,22 @@ STREAM = "BICES_EVENTS"
 SUBJECTS = "bices.events"
 PUBLISH_TIMEOUT_S = 2.0
 MAX_AGE_S = 7 * 24 * 3600  # notices only: the outbox keeps the record
+NAMESPACE = re.compile(r"[A-Za-z0-9_]{0,32}")
+
+
+def names(namespace: str = "") -> tuple[str, str]:
+    """The stream and the subject prefix of a bus namespace ("" is the default one).
+
+    The stream's name is in upper case and the subjects in lower case, so namespaces that
+    differ only in case (`a`, `A`) are one namespace, not two claims on one stream.
+    """
+    if not NAMESPACE.fullmatch(namespace):
+        raise ValueError(
+            f"bus namespace {namespace!r}: only letters, digits and _, at most 32 characters"
+        )
+    if not namespace:
+        return STREAM, SUBJECTS
+    return f"{STREAM}_{namespace.upper()}", f"bices.{namespace.lower()}.events"
 
 
 def encode(event: Event) -> tuple[str, bytes]:
@@ -97,13 +118,19 @@ class NatsBus:
         self._subscriptions: set[NatsSubscription] = set()
         self._lock = threading.Lock()
         try:
-            self._nc, self._js = self._call(self._connect(url), timeout=10)
+            self._nc, self._js = self.call(self._connect(url), timeout=10)
         except Exception:
             self._stop_loop()
             raise
 
-    def _call(self, coroutine: Any, timeout: float) -> Any:
+    def call(self, coroutine: Any, timeout: float) -> Any:
+        """Run a coroutine on the bus's loop (from any other thread) and wait for it."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    @property
+    def jetstream(self) -> Any:
+        """The JetStream context, for coroutines run by `call`."""
+        return self._js
 
     async def _connect(self, url: str) -> tuple[Any, Any]:
         nc = await nats.connect(url, name="bices", connect_timeout=5, max_reconnect_attempts=-1)
@@ -122,7 +149,7 @@ class NatsBus:
         if not events:
             return
         try:
-            self._call(self._publish(events), timeout=PUBLISH_TIMEOUT_S * 2)
+            self.call(self._publish(events), timeout=PUBLISH_TIMEOUT_S * 2)
         except Exception:
             log.warning("publishing %d event(s) to NATS failed; streams fall back to polling",
                         len(events), exc_info=True)  # fmt: skip
@@ -150,7 +177,7 @@ class NatsBus:
                                             ordered_consumer=True,
                                             deliver_policy=DeliverPolicy.NEW)  # fmt: skip
 
-        subscription._nats_sub = self._call(start(), timeout=10)
+        subscription._nats_sub = self.call(start(), timeout=10)
         with self._lock:
             self._subscriptions.add(subscription)
         return subscription
@@ -166,13 +193,25 @@ class NatsBus:
             subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
             subscription.close()
+        # Every publish has waited for its acknowledgement, so nothing is left to flush:
+        # close rather than drain (a drain waits on a pull consumer's open fetch).
         with contextlib.suppress(Exception):
-            self._call(self._nc.drain(), timeout=5)
+            self.call(self._nc.close(), timeout=5)
         self._stop_loop()
 
     def _stop_loop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call(_cancel_the_rest(), timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel what the client left running, so the loop stops with no task pending."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _unsubscribe(nats_sub: Any) -> None:
