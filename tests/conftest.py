@@ -1,11 +1,16 @@
-"""Fixtures that build real nodes: a SQLite store in a temporary folder, the in-process bus,
-the real ASGI app (in-process) and a real server on a free loopback port."""
+"""Fixtures that build real nodes — on SQLite in a temporary folder with the in-process bus,
+and on PostgreSQL in a schema of their own — the real ASGI app (in-process) and a real
+server on a free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from nats.js.errors import NotFoundError
 
 from bices.api import create_app
+from bices.bus.nats import NatsBus, names
 from bices.domain.members import MemberKind
 from bices.node import Node
 from bices.settings import Settings
@@ -45,7 +53,141 @@ class Coalition:
         return self.node.coalition.add_user(member, user_name, clearance, caveats, roles)[1]
 
 
-def make_node(path: Path, **settings: Any) -> Node:
+# The behavioural suite runs on both backends: the embedded default, and PostgreSQL with
+# the NATS bus (each node in a schema and a bus namespace of its own, dropped at the end).
+BACKENDS = ("sqlite", "postgres")
+PG_URL = os.environ.get("BICES_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("BICES_TEST_BUS_URL", "nats://127.0.0.1:4222")
+_schemas: list[str] = []
+_namespaces: list[str] = []
+
+
+def require_service(name: str, reachable: bool) -> None:
+    """Skip a test whose service is missing, except under CI=true, where it fails."""
+    if reachable:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is not reachable, and CI=true needs it")
+    pytest.skip(f"{name} is not running")
+
+
+@functools.cache
+def _postgres_ready() -> bool:
+    """Whether PostgreSQL answers; the extensions the store uses are installed in `public`
+    once, so that per-test schemas (dropped afterwards) never carry them."""
+    try:
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+            for extension in ("unaccent", "pg_trgm"):
+                conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def new_pg_url() -> str:
+    """The URL of a new, empty schema of the test database."""
+    require_service(f"PostgreSQL at {PG_URL}", _postgres_ready())
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    _schemas.append(schema)
+    # Commits do not wait for the WAL to reach the disk: what is under test is the node,
+    # not PostgreSQL's own durability (the benchmarks keep the server's defaults).
+    options = f"-csearch_path%3D{schema}%2Cpublic%20-csynchronous_commit%3Doff"
+    return f"{PG_URL}?options={options}"
+
+
+@functools.cache
+def _nats_ready() -> bool:
+    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
+    try:
+        with socket.create_connection((host, int(port or 4222)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def new_bus_namespace() -> str:
+    """A namespace of this test's own on the NATS server (its streams deleted at the end)."""
+    require_service(f"NATS at {NATS_URL}", _nats_ready())
+    namespace = f"T{uuid.uuid4().hex[:16].upper()}"
+    _namespaces.append(namespace)
+    return namespace
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_schemas_and_streams() -> Iterator[None]:
+    yield
+    if _schemas:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute("SET synchronous_commit = off")
+            for schema in _schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    if _namespaces:
+        bus = NatsBus(NATS_URL)
+        try:
+            for namespace in _namespaces:
+                stream, _ = names(namespace)
+                for name in (stream, f"{stream}_WORK"):
+                    with contextlib.suppress(NotFoundError):
+                        bus.call(bus.jetstream.delete_stream(name), timeout=5)
+        finally:
+            bus.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test's nodes use: every test that asks runs on each."""
+    return str(request.param)
+
+
+# For a test of the embedded backend's own files: it runs on SQLite only.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def node_env(node: Node) -> dict[str, str]:
+    """The environment that opens the same node in another process (server, worker)."""
+    env = {**os.environ, "BICES_DATA": str(node.settings.data)}
+    for name in ("database_url", "bus_url", "bus_namespace"):
+        value = getattr(node.settings, name)
+        if value:
+            env[f"BICES_{name.upper()}"] = str(value)
+    return env
+
+
+def cli_args(node: Node) -> list[str]:
+    """The options that point the CLI at the same store as `node`."""
+    args = ["--data", str(node.settings.data)]
+    if node.settings.database_url:
+        args += ["--database-url", node.settings.database_url]
+    return args
+
+
+class Tamperer:
+    """A connection of its own to a node's database, as someone altering it would open;
+    `execute` takes `?` placeholders on either backend."""
+
+    def __init__(self, node: Node, sqlite_file: str) -> None:
+        self._pg = node.settings.database_url
+        if self._pg:
+            self._conn: Any = psycopg.connect(self._pg, autocommit=True)
+        else:
+            import sqlite3
+
+            self._conn = sqlite3.connect(node.settings.data / sqlite_file, isolation_level=None)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self._conn.execute(sql.replace("?", "%s") if self._pg else sql, params)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def make_node(path: Path, backend: str = "sqlite", **settings: Any) -> Node:
+    if backend == "postgres":  # with the NATS bus: the scale-out node
+        settings.setdefault("database_url", new_pg_url())
+        if "bus_url" not in settings:
+            settings.update(bus_url=NATS_URL, bus_namespace=new_bus_namespace())
     node = Node.open(Settings(data=path, **settings))
     for code in MEMBERS:
         communities = ["NATO"] if code in {"USA", "GBR", "EST", "POL"} else ["IP4"]
@@ -54,8 +196,8 @@ def make_node(path: Path, **settings: Any) -> Node:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
-    node = make_node(tmp_path / "node")
+def node(tmp_path: Path, backend: str) -> Iterator[Node]:
+    node = make_node(tmp_path / "node", backend)
     yield node
     node.close()
 

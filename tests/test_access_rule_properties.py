@@ -248,9 +248,9 @@ def draft(version: VersionSpec, index: int, number: int, attachment: bytes) -> d
 
 
 @contextmanager
-def built(spec: WorldSpec, factory: pytest.TempPathFactory) -> Iterator[World]:
+def built(spec: WorldSpec, factory: pytest.TempPathFactory, backend: str) -> Iterator[World]:
     """A fresh node with the example's community, reports and users, served in-process."""
-    node = make_node(factory.mktemp("rule"))
+    node = make_node(factory.mktemp("rule"), backend)
     try:
         with TestClient(create_app(node)) as client:
             node.coalition.define_community(COMMUNITY, list(spec.community))
@@ -511,9 +511,9 @@ limits = st.integers(min_value=1, max_value=3)
 @RULE_SETTINGS
 @given(spec=worlds())
 def test_single_reads_show_exactly_what_the_rule_allows(
-    tmp_path_factory: pytest.TempPathFactory, spec: WorldSpec
+    tmp_path_factory: pytest.TempPathFactory, backend: str, spec: WorldSpec
 ) -> None:
-    with built(spec, tmp_path_factory) as world:
+    with built(spec, tmp_path_factory, backend) as world:
         for user in world.users:
             check_single_reads(world, user)
 
@@ -521,9 +521,9 @@ def test_single_reads_show_exactly_what_the_rule_allows(
 @RULE_SETTINGS
 @given(spec=worlds(), limit=limits, member=st.sampled_from(MEMBERS))
 def test_listing_items_and_total_follow_the_rule(
-    tmp_path_factory: pytest.TempPathFactory, spec: WorldSpec, limit: int, member: str
+    tmp_path_factory: pytest.TempPathFactory, backend: str, spec: WorldSpec, limit: int, member: str
 ) -> None:
-    with built(spec, tmp_path_factory) as world:
+    with built(spec, tmp_path_factory, backend) as world:
         for user in world.users:
             check_listing(world, user, limit, member)
 
@@ -549,12 +549,13 @@ def search_plan(words_only_max: int) -> Iterator[None]:
 )
 def test_search_items_total_and_facets_follow_the_rule(
     tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
     spec: WorldSpec,
     limit: int,
     q: str,
     words_only_max: int,
 ) -> None:
-    with built(spec, tmp_path_factory) as world, search_plan(words_only_max):
+    with built(spec, tmp_path_factory, backend) as world, search_plan(words_only_max):
         for user in world.users:
             check_search(world, user, "bulletin", limit)
             check_search(world, user, q, limit)
@@ -563,9 +564,9 @@ def test_search_items_total_and_facets_follow_the_rule(
 @PHASED_SETTINGS
 @given(spec=worlds(), q=st.sampled_from(WORDS))
 def test_audit_trail_names_only_reports_the_viewer_may_see(
-    tmp_path_factory: pytest.TempPathFactory, spec: WorldSpec, q: str
+    tmp_path_factory: pytest.TempPathFactory, backend: str, spec: WorldSpec, q: str
 ) -> None:
-    with built(spec, tmp_path_factory) as world:
+    with built(spec, tmp_path_factory, backend) as world:
         for user in world.users:  # every user reads everything it can, by every path
             check_every_path(world, user, 2, q, user.spec.member)
         for user in world.users:
@@ -575,9 +576,9 @@ def test_audit_trail_names_only_reports_the_viewer_may_see(
 @PHASED_SETTINGS
 @given(spec=worlds(), limit=limits, q=st.sampled_from(WORDS))
 def test_suspension_closes_every_path_and_leaks_nothing(
-    tmp_path_factory: pytest.TempPathFactory, spec: WorldSpec, limit: int, q: str
+    tmp_path_factory: pytest.TempPathFactory, backend: str, spec: WorldSpec, limit: int, q: str
 ) -> None:
-    with built(spec, tmp_path_factory) as world:
+    with built(spec, tmp_path_factory, backend) as world:
         for user in world.users:  # fill the per-viewer caches before the directory changes
             check_listing(world, user, limit, user.spec.member)
         set_status(world, spec.suspended, MemberStatus.SUSPENDED)
@@ -595,9 +596,9 @@ def test_suspension_closes_every_path_and_leaks_nothing(
 @PHASED_SETTINGS
 @given(spec=worlds(), limit=limits, q=st.sampled_from(WORDS))
 def test_redefining_a_community_takes_effect_at_once(
-    tmp_path_factory: pytest.TempPathFactory, spec: WorldSpec, limit: int, q: str
+    tmp_path_factory: pytest.TempPathFactory, backend: str, spec: WorldSpec, limit: int, q: str
 ) -> None:
-    with built(spec, tmp_path_factory) as world:
+    with built(spec, tmp_path_factory, backend) as world:
         for user in world.users:  # fill the per-viewer caches before the directory changes
             check_listing(world, user, limit, user.spec.member)
             check_search(world, user, "bulletin", limit)
@@ -609,11 +610,12 @@ def test_redefining_a_community_takes_effect_at_once(
 
 def test_a_write_that_rolls_back_leaves_no_label_behind(
     tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
 ) -> None:
     """Of two concurrent PUTs of one report, the loser fails inside the store's write
     transaction (409) after its new label was written there. Played here without threads:
     the store is handed the version number the winner already took, as the loser does."""
-    node = make_node(tmp_path_factory.mktemp("rollback"))
+    node = make_node(tmp_path_factory.mktemp("rollback"), backend)
     try:
         with TestClient(create_app(node)) as client:
             add_user = node.coalition.add_user

@@ -16,7 +16,7 @@ from bices.domain.audit import AuditEvent, verify_chain
 from bices.domain.members import MemberKind
 from bices.node import Node
 from bices.settings import Settings
-from tests.conftest import Coalition, auth, make_node, report_json
+from tests.conftest import Coalition, Tamperer, auth, cli_args, make_node, report_json, sqlite_only
 
 API = "/api/v1"
 runner = CliRunner()
@@ -36,28 +36,28 @@ def last_seq(node: Node) -> int:
 
 
 @pytest.fixture
-def db(node: Node) -> Iterator[sqlite3.Connection]:
-    """A separate connection to the node's database file, as a tamperer would open it."""
-    conn = sqlite3.connect(node.settings.data / "bices.db", isolation_level=None)
+def db(node: Node) -> Iterator[Tamperer]:
+    """A separate connection to the node's database, as a tamperer would open it."""
+    conn = Tamperer(node, "bices.db")
     yield conn
     conn.close()
 
 
 @pytest.fixture
-def audit_db(node: Node) -> Iterator[sqlite3.Connection]:
-    """A separate connection to the node's audit file (the chain), as a tamperer would."""
-    conn = sqlite3.connect(node.settings.data / "audit.db", isolation_level=None)
+def audit_db(node: Node) -> Iterator[Tamperer]:
+    """A separate connection to where the node keeps the chain (SQLite: its own file)."""
+    conn = Tamperer(node, "audit.db")
     yield conn
     conn.close()
 
 
 def audit_verify(node: Node) -> tuple[int, str]:
-    result = runner.invoke(cli, ["--data", str(node.settings.data), "audit", "verify"])
+    result = runner.invoke(cli, [*cli_args(node), "audit", "verify"])
     return result.exit_code, result.output
 
 
 def report_verify(node: Node) -> tuple[int, str]:
-    result = runner.invoke(cli, ["--data", str(node.settings.data), "report", "verify"])
+    result = runner.invoke(cli, [*cli_args(node), "report", "verify"])
     return result.exit_code, result.output
 
 
@@ -246,7 +246,7 @@ def broken_at(output: str) -> int:
     return int(found.group(1))
 
 
-def test_audit_verify_detects_a_changed_event(busy: Node, audit_db: sqlite3.Connection) -> None:
+def test_audit_verify_detects_a_changed_event(busy: Node, audit_db: Tamperer) -> None:
     audit_db.execute("""UPDATE audit SET detail = '{"version": 99}' WHERE seq = 9""")
     code, output = audit_verify(busy)
     assert code == 1, output
@@ -256,7 +256,7 @@ def test_audit_verify_detects_a_changed_event(busy: Node, audit_db: sqlite3.Conn
 
 @pytest.mark.parametrize("column", ["actor", "action", "target", "at", "member"])
 def test_audit_verify_detects_any_changed_column(
-    busy: Node, audit_db: sqlite3.Connection, column: str
+    busy: Node, audit_db: Tamperer, column: str
 ) -> None:
     value = "2020-01-01T00:00:00Z" if column == "at" else "someone-else"
     audit_db.execute(f"UPDATE audit SET {column} = ? WHERE seq = 7", (value,))
@@ -265,9 +265,7 @@ def test_audit_verify_detects_any_changed_column(
     assert broken_at(output) == 7
 
 
-def test_audit_verify_detects_a_changed_label_reference(
-    busy: Node, audit_db: sqlite3.Connection
-) -> None:
+def test_audit_verify_detects_a_changed_label_reference(busy: Node, audit_db: Tamperer) -> None:
     seq = next(e.seq for e in events(busy) if e.label_id is not None)
     audit_db.execute("UPDATE audit SET label_id = label_id + 1000 WHERE seq = ?", (seq,))
     code, output = audit_verify(busy)
@@ -275,7 +273,7 @@ def test_audit_verify_detects_a_changed_label_reference(
     assert broken_at(output) == seq
 
 
-def test_audit_verify_detects_a_removed_event(busy: Node, audit_db: sqlite3.Connection) -> None:
+def test_audit_verify_detects_a_removed_event(busy: Node, audit_db: Tamperer) -> None:
     audit_db.execute("DELETE FROM audit WHERE seq = 5")
     code, output = audit_verify(busy)
     assert code == 1, output
@@ -285,7 +283,7 @@ def test_audit_verify_detects_a_removed_event(busy: Node, audit_db: sqlite3.Conn
 
 
 def test_audit_verify_detects_removal_of_the_last_events_and_renumbering(
-    busy: Node, audit_db: sqlite3.Connection
+    busy: Node, audit_db: Tamperer
 ) -> None:
     # Delete event 4 and renumber the rest to close the gap: the hashes cover seq and prev.
     audit_db.execute("DELETE FROM audit WHERE seq = 4")
@@ -296,7 +294,7 @@ def test_audit_verify_detects_removal_of_the_last_events_and_renumbering(
     assert broken_at(output) == 4
 
 
-def test_audit_verify_detects_a_reordered_pair(busy: Node, audit_db: sqlite3.Connection) -> None:
+def test_audit_verify_detects_a_reordered_pair(busy: Node, audit_db: Tamperer) -> None:
     columns = ["at", "actor", "member", "action", "target", "label_id", "detail", "prev", "hash"]
     row5 = audit_db.execute(f"SELECT {', '.join(columns)} FROM audit WHERE seq = 5").fetchone()
     row6 = audit_db.execute(f"SELECT {', '.join(columns)} FROM audit WHERE seq = 6").fetchone()
@@ -312,9 +310,8 @@ def test_audit_verify_detects_a_reordered_pair(busy: Node, audit_db: sqlite3.Con
 
 def test_audit_chain_stays_intact_when_the_cli_writes(busy: Node) -> None:
     """The CLI opens the same file and appends to the chain the API writes."""
-    data = str(busy.settings.data)
     result = runner.invoke(
-        cli, ["--data", data, "user", "add", "--member", "GBR", "--name", "gbr.cli",
+        cli, [*cli_args(busy), "user", "add", "--member", "GBR", "--name", "gbr.cli",
               "--clearance", "NATO SECRET"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -326,7 +323,7 @@ def test_audit_chain_stays_intact_when_the_cli_writes(busy: Node) -> None:
 
 
 def test_tampered_report_body_fails_verification(
-    client: TestClient, coalition: Coalition, node: Node, db: sqlite3.Connection
+    client: TestClient, coalition: Coalition, node: Node, db: Tamperer
 ) -> None:
     usa = coalition.user("USA")
     kept = client.post(f"{API}/reports", json=report_json(), headers=auth(usa)).json()["id"]
@@ -348,7 +345,7 @@ def test_tampered_report_body_fails_verification(
 
 
 def test_tampered_report_label_fails_verification(
-    client: TestClient, coalition: Coalition, node: Node, db: sqlite3.Connection
+    client: TestClient, coalition: Coalition, node: Node, db: Tamperer
 ) -> None:
     usa = coalition.user("USA")
     wide = client.post(
@@ -383,7 +380,7 @@ def test_tampered_report_fields_fail_verification(
     client: TestClient,
     coalition: Coalition,
     node: Node,
-    db: sqlite3.Connection,
+    db: Tamperer,
     column: str,
     value: object,
 ) -> None:
@@ -413,6 +410,7 @@ def test_a_write_whose_audit_event_was_not_yet_chained_is_chained_on_reopening(
         reopened.close()
 
 
+@sqlite_only
 def test_reads_do_not_write_the_main_file(node: Node, client: TestClient) -> None:
     """Audited reads go to audit.db only, so readers of the main file keep their caches."""
     token = Coalition(node).user("USA")
@@ -429,6 +427,7 @@ def test_reads_do_not_write_the_main_file(node: Node, client: TestClient) -> Non
     assert len(reads) >= 4
 
 
+@sqlite_only
 def test_chained_outbox_rows_are_pruned_from_the_main_file(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:

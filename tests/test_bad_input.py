@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from bices.api import create_app
 from bices.domain.members import MemberStatus
 from bices.node import Node
+from bices.store.pg import PostgresStore
 from tests.conftest import Coalition, auth, make_node, report_json
 
 REPORTS = "/api/v1/reports"
@@ -23,6 +24,15 @@ REPORTS = "/api/v1/reports"
 def counts(node: Node) -> tuple[int, int]:
     """Stored report versions and attachment blobs, read straight from the database."""
     versions = sum(1 for _ in node.store.reports.all_versions())
+    if isinstance(node.store, PostgresStore):
+        with node.store.db.read() as pg:
+            row = pg.execute(
+                "SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM current_reports), "
+                "(SELECT count(*) FROM reports)"
+            ).fetchone()
+        assert row is not None
+        assert row[1] == row[2]  # the search index holds each report's current version
+        return versions, int(row[0])
     with sqlite3.connect(f"file:{node.settings.data / 'bices.db'}?mode=ro", uri=True) as conn:
         blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
         fts = conn.execute("SELECT count(*) FROM report_fts").fetchone()[0]
@@ -31,8 +41,10 @@ def counts(node: Node) -> tuple[int, int]:
 
 
 @pytest.fixture
-def small_node(tmp_path: Path) -> Iterator[Node]:
-    node = make_node(tmp_path / "small", max_body_bytes=2000, max_attachment_bytes=100, max_batch=3)
+def small_node(tmp_path: Path, backend: str) -> Iterator[Node]:
+    node = make_node(
+        tmp_path / "small", backend, max_body_bytes=2000, max_attachment_bytes=100, max_batch=3
+    )
     yield node
     node.close()
 
@@ -343,3 +355,36 @@ def test_refused_input_is_logged_in_the_audit_trail(
     assert any(e.actor == "usa.overreach" for e in new), (
         "DESIGN.md §6: a refused input is logged in the audit trail"
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", REPORTS, {"reports_json": True}),
+        ("GET", "/api/v1/search?q=a%00b", None),
+        ("POST", "/api/v1/watchlist", {"name": "Kim\u0000"}),
+    ],
+)
+def test_a_nul_character_is_refused_on_either_backend(
+    client: TestClient, coalition: Coalition, node: Node, method: str, path: str, body: object
+) -> None:
+    """PostgreSQL's text cannot hold U+0000; SQLite's could, but both refuse it alike."""
+    token = coalition.user("USA")
+    if body == {"reports_json": True}:
+        body = report_json(title="Launch\u0000 at dawn")
+    before = counts(node)
+    answer = client.request(method, path, json=body, headers=auth(token))
+    assert answer.status_code == 400, answer.text
+    assert "NUL" in answer.json()["detail"]
+    assert counts(node) == before
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(
+    client: TestClient, coalition: Coalition
+) -> None:
+    token = coalition.user("USA")
+    title = "A path C:\\u0000 in a log line"  # a backslash, then the letters u0000
+    created = client.post(REPORTS, json=report_json(title=title), headers=auth(token))
+    assert created.status_code == 201, created.text
+    got = client.get(f"{REPORTS}/{created.json()['id']}", headers=auth(token))
+    assert got.json()["title"] == title

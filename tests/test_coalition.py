@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from bices.domain.signing import new_key, public_b64
 from bices.node import Node
-from tests.conftest import MEMBERS, Coalition, auth, report_json
+from tests.conftest import MEMBERS, Coalition, auth, report_json, sqlite_only
 
 API = "/api/v1"
 
@@ -268,6 +268,7 @@ def test_user_may_revoke_own_tokens_not_others(client: TestClient, coalition: Co
     assert client.get(f"{API}/users/me", headers=auth(mine)).status_code == 401
 
 
+@sqlite_only  # on PostgreSQL: tests/test_pg_store.py scans every table
 def test_tokens_are_stored_hashed(client: TestClient, coalition: Coalition, node: Node) -> None:
     admin = admins(coalition, "KOR")["KOR"]
     tokens = [coalition.user("KOR", name="kor.hashed")]

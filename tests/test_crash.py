@@ -14,27 +14,28 @@ import httpx
 
 from bices.domain.audit import verify_chain
 from bices.node import Node
-from bices.settings import Settings
 from bices.share.reading import verify_version
-from tests.conftest import free_port, make_node, report_json, wait_for_health
+from tests.conftest import free_port, make_node, node_env, report_json, wait_for_health
 
 
-def serve(data: Path, port: int) -> subprocess.Popen[bytes]:
+def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bices", "--data", str(data), "serve", "--port", str(port)],
+        [sys.executable, "-m", "bices", "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
 
 
-def test_sigkill_mid_ingest_loses_no_acknowledged_report(tmp_path: Path) -> None:
+def test_sigkill_mid_ingest_loses_no_acknowledged_report(tmp_path: Path, backend: str) -> None:
     data = tmp_path / "node"
-    node = make_node(data)
+    node = make_node(data, backend)
+    env, settings = node_env(node), node.settings
     token = node.coalition.add_user("USA", "usa.loader", "NATO SECRET", (), ("collector",))[1]
     node.close()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = serve(data, port)
+    server = serve(env, port)
     acknowledged: list[str] = []
     stop = threading.Event()
 
@@ -68,7 +69,7 @@ def test_sigkill_mid_ingest_loses_no_acknowledged_report(tmp_path: Path) -> None
             server.kill()
     assert len(acknowledged) >= 500
 
-    restarted = Node.open(Settings(data=data))
+    restarted = Node.open(settings)
     try:
         stored = {v.id for v in restarted.store.reports.all_versions()}
         missing = [rid for rid in acknowledged if rid not in stored]

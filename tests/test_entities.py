@@ -111,8 +111,8 @@ def test_a_new_version_replaces_the_old_versions_mentions(
     assert find(client, usa, q="Australia")["Australia"]["reports"] == 1
 
 
-def test_results_are_pending_until_exploited(tmp_path: Path) -> None:
-    node = make_node(tmp_path / "node", exploit=False)
+def test_results_are_pending_until_exploited(tmp_path: Path, backend: str) -> None:
+    node = make_node(tmp_path / "node", backend, exploit=False)
     try:
         with TestClient(create_app(node)) as client:
             usa = Coalition(node).user("USA")
@@ -126,8 +126,8 @@ def test_results_are_pending_until_exploited(tmp_path: Path) -> None:
         node.close()
 
 
-def test_two_workers_exploit_each_version_once(tmp_path: Path) -> None:
-    node = make_node(tmp_path / "node", exploit=False)
+def test_two_workers_exploit_each_version_once(tmp_path: Path, backend: str) -> None:
+    node = make_node(tmp_path / "node", backend, exploit=False)
     calls: list[str] = []
 
     def counting(text: str, title: str, language: str | None, published: object) -> dict[str, Any]:
@@ -151,8 +151,10 @@ def test_two_workers_exploit_each_version_once(tmp_path: Path) -> None:
         node.close()
 
 
-def test_a_failing_extraction_is_recorded_and_the_worker_goes_on(tmp_path: Path) -> None:
-    node = make_node(tmp_path / "node", exploit=False)
+def test_a_failing_extraction_is_recorded_and_the_worker_goes_on(
+    tmp_path: Path, backend: str
+) -> None:
+    node = make_node(tmp_path / "node", backend, exploit=False)
 
     def flaky(text: str, title: str, language: str | None, published: object) -> dict[str, Any]:
         if "poison" in text:
@@ -237,9 +239,9 @@ VIEWERS = ["USA", "EST", "KOR", "JPN"]
     )
 )
 def test_entity_counts_aliases_and_pages_follow_the_rule(
-    tmp_path_factory: pytest.TempPathFactory, posts: list[tuple[int, list[str]]]
+    tmp_path_factory: pytest.TempPathFactory, posts: list[tuple[int, list[str]]], backend: str
 ) -> None:
-    node = make_node(tmp_path_factory.mktemp("entities"), exploit=False)
+    node = make_node(tmp_path_factory.mktemp("entities"), backend, exploit=False)
     try:
         with TestClient(create_app(node)) as client:
             writer = Coalition(node).user("USA", clearance="COSMIC TOP SECRET")
@@ -355,8 +357,10 @@ def test_a_watched_entity_raises_alerts_only_about_reports_the_user_may_see(
     assert "watch.add" in actions and "watch.remove" in actions
 
 
-def test_a_result_the_store_refuses_does_not_hold_back_the_others(tmp_path: Path) -> None:
-    node = make_node(tmp_path / "node", exploit=False)
+def test_a_result_the_store_refuses_does_not_hold_back_the_others(
+    tmp_path: Path, backend: str
+) -> None:
+    node = make_node(tmp_path / "node", backend, exploit=False)
 
     def sloppy(text: str, title: str, language: str | None, published: object) -> dict[str, Any]:
         entity = {"text": "X", "type": "GPE", "canonical": "X", "start": 0, "end": 1}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from bices.api import create_app
 from bices.node import Node
 from tests import ingest_samples as samples
-from tests.conftest import Coalition, auth, make_node
+from tests.conftest import Coalition, Tamperer, auth, make_node
 from tests.ingest_site import Page, serve
 
 INGEST = "/api/v1/ingest"
@@ -27,8 +26,11 @@ LABEL: dict[str, Any] = {
 def stored(node: Node) -> tuple[int, int, int]:
     """Report versions, attachment blobs and report.create audit events in the database."""
     versions = sum(1 for _ in node.store.reports.all_versions())
-    with sqlite3.connect(f"file:{node.settings.data / 'bices.db'}?mode=ro", uri=True) as conn:
+    conn = Tamperer(node, "bices.db")  # a connection of its own, on either backend
+    try:
         blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
+    finally:
+        conn.close()
     created = sum(1 for e in node.store.audit.all_events() if e.action == "report.create")
     return versions, int(blobs), created
 
@@ -208,8 +210,8 @@ def test_url_in_the_body_is_not_fetched(client: TestClient, token: str) -> None:
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> Iterator[tuple[Node, TestClient, str]]:
-    node = make_node(tmp_path / "small", max_attachment_bytes=4000, max_batch=2)
+def small(tmp_path: Path, backend: str) -> Iterator[tuple[Node, TestClient, str]]:
+    node = make_node(tmp_path / "small", backend, max_attachment_bytes=4000, max_batch=2)
     token = Coalition(node).user("USA", name="usa.small")
     with TestClient(create_app(node)) as client:
         yield node, client, token
@@ -238,11 +240,11 @@ def test_feed_over_the_batch_limit_is_413_and_nothing_stored(
 
 
 def test_feed_whose_copies_of_the_original_exceed_the_body_limit_is_413(
-    tmp_path: Path,
+    tmp_path: Path, backend: str
 ) -> None:
     """Each entry's report keeps the whole feed; one batch may not hold more than the body
     limit of such copies."""
-    node = make_node(tmp_path / "tight", max_body_bytes=4000)
+    node = make_node(tmp_path / "tight", backend, max_body_bytes=4000)
     token = Coalition(node).user("USA", name="usa.tight")
     try:
         with TestClient(create_app(node)) as client:

@@ -24,8 +24,8 @@ TERMS = IngestTerms(LabelDraft(classification="PUBLIC", releasable_to=["NATO"]))
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> Iterator[tuple[Node, Viewer]]:
-    node = make_node(tmp_path / "node", max_batch=2)
+def small(tmp_path: Path, backend: str) -> Iterator[tuple[Node, Viewer]]:
+    node = make_node(tmp_path / "node", backend, max_batch=2)
     Coalition(node).user("USA", roles=("collector",), name="usa.collector")
     yield node, node.coalition.viewer_of("usa.collector")
     node.close()
@@ -136,8 +136,8 @@ def test_a_bad_label_stops_before_any_input_is_read(small: tuple[Node, Viewer]) 
     assert read == []
 
 
-def test_a_reader_without_a_writing_role_is_refused(tmp_path: Path) -> None:
-    node = make_node(tmp_path / "n")
+def test_a_reader_without_a_writing_role_is_refused(tmp_path: Path, backend: str) -> None:
+    node = make_node(tmp_path / "n", backend)
     try:
         Coalition(node).user("USA", roles=("member-admin",), name="usa.admin")
         viewer = node.coalition.viewer_of("usa.admin")

@@ -28,7 +28,7 @@ from bices.domain.rfis import RfiDraft
 from bices.node import Node
 from bices.settings import Settings
 from bices.share.rfis import reach
-from bices.store import sqlite_rfis
+from bices.store import pg_rfis, sqlite_rfis
 from tests.conftest import Coalition, auth, report_json
 
 RFIS = "/api/v1/rfis"
@@ -385,7 +385,8 @@ def test_an_inline_answer_whose_link_fails_is_not_stored(
     def broken(*args: object, **kwargs: object) -> int:
         raise Conflict("the outbox is full")
 
-    monkeypatch.setattr(sqlite_rfis, "append_event", broken)
+    backend = pg_rfis if isinstance(node.store.rfis, pg_rfis.PgRfis) else sqlite_rfis
+    monkeypatch.setattr(backend, "append_event", broken)
     body = {"report": report_json(type="RFI-RESPONSE")}
     refused = post(api, tokens["kor"], f"{rfi_id}/answers", body)
     assert refused.status_code == 409

@@ -60,9 +60,9 @@ viewers = st.tuples(
 
 
 @contextmanager
-def fresh_node() -> Iterator[Node]:
+def fresh_node(backend: str) -> Iterator[Node]:
     with TemporaryDirectory() as folder:
-        node = make_node(Path(folder) / "node")
+        node = make_node(Path(folder) / "node", backend)
         try:
             yield node
         finally:
@@ -96,8 +96,9 @@ def test_rfis_and_their_answers_obey_the_rule(
     people: list[tuple[str, Classification, tuple[str, ...]]],
     suspended: set[str],
     priorities: list[Priority],
+    backend: str,
 ) -> None:
-    with fresh_node() as node:
+    with fresh_node(backend) as node:
         asker = chief(node, "USA")
         directory = node.store.coalition.directory()
         asked: dict[str, Label] = {}

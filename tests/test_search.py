@@ -65,12 +65,12 @@ def test_the_fallback_without_label_tokens_gives_the_same_answer(
 
 @pytest.mark.parametrize("words_only_max", [0, 2000])
 def test_past_the_rank_limit_the_answer_says_it_is_partial_and_stays_visible(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words_only_max: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words_only_max: int, backend: str
 ) -> None:
     """More visible matches than BICES_SEARCH_RANK_LIMIT: newest first, lower-bound total,
     facets of the matches examined, and still nothing the rule hides."""
     monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", words_only_max)
-    node = make_node(tmp_path / "node", search_rank_limit=4)
+    node = make_node(tmp_path / "node", backend, search_rank_limit=4)
     try:
         with TestClient(create_app(node)) as client:
             seed(client, Coalition(node).user("USA", clearance="COSMIC TOP SECRET"))
@@ -95,11 +95,11 @@ def test_past_the_rank_limit_the_answer_says_it_is_partial_and_stays_visible(
 
 @pytest.mark.parametrize("words_only_max", [0, 2000])
 def test_a_filter_that_brings_the_matches_under_the_rank_limit_gives_an_exact_answer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words_only_max: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words_only_max: int, backend: str
 ) -> None:
     """The probe counts before filters; the answer must still be exact when they cut enough."""
     monkeypatch.setattr(sqlite_listing, "WORDS_ONLY_MAX", words_only_max)
-    node = make_node(tmp_path / "node", search_rank_limit=4)
+    node = make_node(tmp_path / "node", backend, search_rank_limit=4)
     try:
         with TestClient(create_app(node)) as client:
             writer = Coalition(node).user("USA", clearance="COSMIC TOP SECRET")

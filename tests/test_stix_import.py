@@ -56,13 +56,13 @@ def viewer(node: Node, member: str, clearance: str = "COSMIC TOP SECRET") -> Vie
 
 
 @pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+def nodes(tmp_path: Path, backend: str) -> Iterator[tuple[Node, Node]]:
     """Two nodes on which NZL is the same member: node A holds its signing key, node B
     knows only its public key, registered through accession (as a peer node would)."""
-    a = make_node(tmp_path / "a")
+    a = make_node(tmp_path / "a", backend)
     a.coalition.add_member(ORIGINATOR, "New Zealand", communities=["IP4"])
     public_key = a.store.coalition.get_member(ORIGINATOR).public_key  # type: ignore[union-attr]
-    b = make_node(tmp_path / "b")
+    b = make_node(tmp_path / "b", backend)
     b.coalition.apply(ORIGINATOR, "New Zealand", "USA", communities=["IP4"], public_key=public_key)
     for voter in ("USA", "GBR", "EST", "POL"):
         b.coalition.vote(ORIGINATOR, True, member=voter)

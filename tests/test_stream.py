@@ -361,9 +361,11 @@ def test_stream_options_never_answer_5xx(
 
 
 @pytest.fixture(scope="module")
-def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def fuzzed_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Iterator[tuple[str, str]]:
     """One server for every fuzzed example, with a report and a requirement."""
-    node = make_node(Path(tmp_path_factory.mktemp("fuzz")) / "node")
+    node = make_node(Path(tmp_path_factory.mktemp("fuzz")) / "node", backend)
     token = Coalition(node).user("KOR")
     with served(node) as base:
         httpx.post(f"{base}/api/v1/requirements", json={"name": "x", "types": ["OSINT"]},

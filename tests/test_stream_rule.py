@@ -27,9 +27,11 @@ LEVELS = list(Classification)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, dict[str, str]]]:
+def world(
+    tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Iterator[tuple[Node, dict[str, str]]]:
     """One node for every example: a writer per member who may write any label."""
-    node = make_node(Path(tmp_path_factory.mktemp("stream")) / "node")
+    node = make_node(Path(tmp_path_factory.mktemp("stream")) / "node", backend)
     coalition = Coalition(node)
     writers = {code: coalition.user(code, clearance="COSMIC TOP SECRET", caveats=CAVEATS,
                                     name=f"writer.{code.lower()}") for code in MEMBERS}  # fmt: skip

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import psycopg
 import pytest
 
 from bices.node import Node
+from bices.store.pg import PostgresStore
 from bices.store.sqlite import SqliteStore
 from bices.taxii.root import TaxiiRoot
 from tests.conftest import Coalition
 from tests.taxii_samples import envelope, label, stix_report
 
 
-def test_no_reports_without_their_status(node: Node, coalition: Coalition) -> None:
+def test_no_reports_without_their_status(node: Node, coalition: Coalition, backend: str) -> None:
     store = node.store
-    assert isinstance(store, SqliteStore)
+    assert isinstance(store, SqliteStore | PostgresStore)
+    missing = sqlite3.OperationalError if backend == "sqlite" else psycopg.errors.UndefinedTable
     viewer = node.coalition.authenticate(coalition.user("USA"))
     root = TaxiiRoot(store, node.collector, node.settings.max_body_bytes)
     objects = envelope(stix_report(label()), stix_report(label()))
@@ -25,7 +28,7 @@ def test_no_reports_without_their_status(node: Node, coalition: Coalition) -> No
     # Break the status table: the status cannot be written, so the reports must not stay.
     with store.db.write() as conn:
         conn.execute("ALTER TABLE taxii_status RENAME TO taxii_status_gone")
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(missing):
         root.add(viewer, "ingest", body)
     assert store.outbox.head() == posted
     with store.db.write() as conn:

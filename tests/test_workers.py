@@ -13,8 +13,7 @@ import httpx
 
 from bices.domain.audit import verify_chain
 from bices.node import Node
-from bices.settings import Settings
-from tests.conftest import free_port, make_node, report_json, wait_for_health
+from tests.conftest import free_port, make_node, node_env, report_json, wait_for_health
 
 
 def wait_for_workers(log: Path, workers: int, timeout_s: float = 30) -> None:
@@ -26,9 +25,11 @@ def wait_for_workers(log: Path, workers: int, timeout_s: float = 30) -> None:
     raise AssertionError(f"{workers} workers did not start:\n{log.read_text()}")
 
 
-def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
+def test_two_worker_processes_share_one_store(tmp_path: Path, backend: str) -> None:
+    """On SQLite: two processes on one file; on PostgreSQL + NATS: as on two machines."""
     data = tmp_path / "node"
-    node = make_node(data)
+    node = make_node(data, backend)
+    env, settings = node_env(node), node.settings
     writers = [
         node.coalition.add_user(member, f"{member.lower()}.writer", "NATO SECRET")[1]
         for member in ("USA", "GBR", "EST", "POL")
@@ -39,9 +40,8 @@ def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "bices", "--data", str(data), "serve", "--port", str(port),
-             "--workers", "2"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bices", "serve", "--port", str(port), "--workers", "2"],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     try:
         wait_for_health(base)
@@ -82,7 +82,7 @@ def test_two_worker_processes_share_one_store(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=20)
 
-    reopened = Node.open(Settings(data=data))
+    reopened = Node.open(settings)
     try:
         stored = {v.id for v in reopened.store.reports.all_versions()}
         assert created <= stored

@@ -1,10 +1,14 @@
-"""The request body limit, counted as the body is read (a declared Content-Length over the
-limit fails at the first read). The 413 goes through the error mapping in `errors`, which
-names the limit and records the refusal."""
+"""What a request may carry, checked as it is read: the body limit (a declared
+Content-Length over the limit fails at the first read), and no NUL character in text.
+Refusals go through the error mapping in `errors`, which names the problem and records it.
+"""
 
 from __future__ import annotations
 
+import re
+
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -33,3 +37,62 @@ class BodyLimit:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+NUL_TEXT = "text may not contain the NUL character (U+0000)"
+JSON_TYPES = (b"application/json", b"application/taxii+json", b"application/stix+json")
+# The JSON escape of U+0000, where its backslash is not itself escaped (an odd run).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class NulScanner:
+    """Finds U+0000 in a JSON body read in chunks: raw, or as the escape `\u0000`."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> bool:
+        if b"\x00" in chunk:
+            return True
+        data = self._tail + chunk
+        if _ESCAPED_NUL.search(data):
+            return True
+        # Keep what a match across the next chunk boundary may begin with: the last five
+        # bytes and the run of backslashes before them (its parity decides).
+        start = max(0, len(data) - 5)
+        while start > 0 and data[start - 1 : start] == b"\\":
+            start -= 1
+        self._tail = data[start:]
+        return False
+
+
+class NoNul:
+    """Refuse U+0000 in JSON bodies, on every route: no store keeps it (PostgreSQL's text
+    cannot hold it) and no report needs it, so both backends refuse it alike, with a 400
+    that says so (`refuse_nul` does the same for the path and the query)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = dict(scope.get("headers", ())).get(b"content-type", b"").lower()
+        if scope["type"] != "http" or not content_type.startswith(JSON_TYPES):
+            await self.app(scope, receive, send)
+            return
+        scanner = NulScanner()
+
+        async def scanning_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and scanner.feed(message.get("body", b"")):
+                raise HTTPException(400, NUL_TEXT)  # inside the app: mapped by `errors`
+            return message
+
+        await self.app(scope, scanning_receive, send)
+
+
+def refuse_nul(request: Request) -> None:
+    """A dependency of every route: U+0000 in the path or the query is refused."""
+    if "\x00" in request.url.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()
+    ):
+        raise HTTPException(400, NUL_TEXT)
