@@ -11,7 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from bices.cli import app as cli
-from tests.conftest import Coalition, RunningServer, auth, report_json
+from bices.domain.reports import ReportDraft
+from bices.pipeline.queued import QueuedExploiter
+from tests.conftest import Coalition, RunningServer, auth, make_node, node_env, report_json
 from tests.sse_client import Listener
 
 
@@ -75,3 +77,27 @@ def test_status_command(tmp_path: Path) -> None:
     assert found["stream_subscribers"] == 0
     table = runner.invoke(cli, ["--data", data, "status"])
     assert "exploit lag" in table.output and "stream subscribers" in table.output
+
+
+def test_status_on_postgres_and_nats_names_both_and_the_work_queue(tmp_path: Path) -> None:
+    node = make_node(tmp_path / "node", "postgres", exploit=False)
+    try:
+        token = Coalition(node).user("USA")
+        viewer = node.coalition.authenticate(token)
+        node.collector.submit(viewer, [ReportDraft.model_validate(report_json())] * 3)
+        env = {k: v for k, v in node_env(node).items() if k.startswith("BICES_")}
+        shown = CliRunner().invoke(cli, ["status", "--json"], env=env)
+        assert shown.exit_code == 0, shown.output
+        found = json.loads(shown.output)
+        assert found["store"].startswith("postgresql://") and found["bus"].startswith("nats://")
+        assert found["reports"] == 3 and found["exploit_lag"] == 3  # none dispatched yet
+        assert found["work_queue"] == 0
+        worker = node.exploitation()
+        assert isinstance(worker, QueuedExploiter) and worker.dispatch() == 3
+        found = json.loads(CliRunner().invoke(cli, ["status", "--json"], env=env).output)
+        assert found["work_queue"] == 3 and found["exploit_lag"] == 3
+        assert worker.drain(max_batches=20) == 3
+        found = json.loads(CliRunner().invoke(cli, ["status", "--json"], env=env).output)
+        assert found["work_queue"] == 0 and found["exploit_lag"] == 0
+    finally:
+        node.close()

@@ -327,6 +327,7 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
             "bus": settings.bus_url or "in-process",
             **figures,
             "exploit_lag": node.exploit_backlog(),
+            **({} if (queued := node.work_queue_depth()) is None else {"work_queue": queued}),
             "stream_subscribers": streams,
             "server_processes": processes,
         }

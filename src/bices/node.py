@@ -81,16 +81,25 @@ class Node:
             return QueuedExploiter(self.store, queue, batch=batch)
         return Exploiter(self.store, batch=batch)
 
+    def work_queue_depth(self) -> int | None:
+        """Jobs on the bus's work queue (queued or in a worker's hands); None without one."""
+        from bices.bus.nats import NatsBus
+
+        if not isinstance(self.bus, NatsBus):
+            return None
+        from bices.bus.work import depth
+
+        return depth(self.bus)
+
     def exploit_backlog(self) -> int:
         """Stored versions not exploited yet (queued or in hand, on the work queue)."""
-        from bices.bus.nats import NatsBus
         from bices.pipeline.exploit import CONSUMER
 
-        if isinstance(self.bus, NatsBus):
-            from bices.bus.work import depth
+        queued = self.work_queue_depth()
+        if queued is not None:
             from bices.pipeline.queued import DISPATCH
 
-            return self.store.exploits.lag(DISPATCH) + depth(self.bus)
+            return self.store.exploits.lag(DISPATCH) + queued
         return self.store.exploits.lag(CONSUMER)
 
     def close(self) -> None:
