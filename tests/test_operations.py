@@ -101,3 +101,17 @@ def test_status_on_postgres_and_nats_names_both_and_the_work_queue(tmp_path: Pat
         assert found["work_queue"] == 0 and found["exploit_lag"] == 0
     finally:
         node.close()
+
+
+def test_unusable_backends_and_settings_are_named_not_a_traceback(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data", str(tmp_path / "node")]
+    bad = runner.invoke(cli, [*data, "--bus-namespace", "no-dashes", "status"])
+    assert bad.exit_code == 2 and "bus_namespace" in bad.output
+    pg = runner.invoke(
+        cli, [*data, "--database-url", "postgresql://bices:s3cret@127.0.0.1:1/x", "status"]
+    )
+    assert pg.exit_code == 1 and "cannot use PostgreSQL at" in pg.output
+    assert "s3cret" not in pg.output  # the password is never shown
+    nats = runner.invoke(cli, [*data, "--bus-url", "nats://127.0.0.1:1", "status"])
+    assert nats.exit_code == 1 and "cannot use NATS at nats://127.0.0.1:1" in nats.output

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -59,10 +60,21 @@ def main_options(
         typer.Option("--bus-url", envvar="BICES_BUS_URL",
                      help="nats://… : NATS JetStream instead of the in-process bus"),
     ] = None,
+    bus_namespace: Annotated[
+        str | None,
+        typer.Option("--bus-namespace", envvar="BICES_BUS_NAMESPACE",
+                     help="streams of this node's own on a shared NATS server"),
+    ] = None,
 ) -> None:  # fmt: skip
-    given = {"data": data, "database_url": database_url, "bus_url": bus_url}
+    given = {"data": data, "database_url": database_url, "bus_url": bus_url,
+             "bus_namespace": bus_namespace}  # fmt: skip
     chosen: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
-    ctx.obj = Settings(**chosen)
+    try:
+        ctx.obj = Settings(**chosen)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        err.print(f"[red]error:[/red] settings: {problems}")
+        raise typer.Exit(2) from None
     configure(ctx.obj.log_format)
 
 

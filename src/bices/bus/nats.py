@@ -29,6 +29,7 @@ import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig
@@ -119,9 +120,10 @@ class NatsBus:
         self._lock = threading.Lock()
         try:
             self._nc, self._js = self.call(self._connect(url), timeout=10)
-        except Exception:
+        except Exception as error:
             self._stop_loop()
-            raise
+            reason = str(error) or type(error).__name__
+            raise SystemExit(f"cannot use NATS at {url}: {reason}") from None
 
     def call(self, coroutine: Any, timeout: float) -> Any:
         """Run a coroutine on the bus's loop (from any other thread) and wait for it."""
@@ -133,7 +135,16 @@ class NatsBus:
         return self._js
 
     async def _connect(self, url: str) -> tuple[Any, Any]:
-        nc = await nats.connect(url, name="bices", connect_timeout=5, max_reconnect_attempts=-1)
+        first = urlsplit(url.split(",")[0])
+        try:  # a server that cannot be reached is said at once (the client retries forever)
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(first.hostname or "127.0.0.1", first.port or 4222), 5
+            )
+            writer.close()
+        except (OSError, TimeoutError) as error:
+            raise ConnectionError(str(error) or "no answer within 5 s") from None
+        nc = await nats.connect(url, name="bices", connect_timeout=5, max_reconnect_attempts=-1,
+                                error_cb=_log_error)  # fmt: skip
         js = nc.jetstream()
         config = StreamConfig(name=self.stream, subjects=[f"{self.subjects}.>"],
                               storage=StorageType.FILE, max_age=MAX_AGE_S)  # fmt: skip
@@ -204,6 +215,10 @@ class NatsBus:
             self.call(_cancel_the_rest(), timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+
+async def _log_error(error: Exception) -> None:
+    log.warning("NATS: %s", error)
 
 
 async def _cancel_the_rest() -> None:

@@ -80,6 +80,13 @@ class PgDatabase:
 
     def __init__(self, url: str, max_connections: int = 16) -> None:
         self.url = url
+        try:  # one connection first, for an error that says why (the pool's only times out)
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.Error as error:
+            reason = " ".join(line.strip() for line in str(error).splitlines()) or repr(error)
+            raise SystemExit(
+                f"cannot use PostgreSQL at {without_password(url)}: {reason}"
+            ) from None
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
             min_size=1,
