@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -46,14 +46,13 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class NulScanner:
-    """Finds U+0000 in a JSON body read in chunks: raw, or as the escape `\u0000`."""
+    """Finds U+0000 in a JSON body read in chunks, as the escape `\\u0000` (a raw NUL byte
+    is not JSON: the parser refuses the body as malformed)."""
 
     def __init__(self) -> None:
         self._tail = b""
 
     def feed(self, chunk: bytes) -> bool:
-        if b"\x00" in chunk:
-            return True
         data = self._tail + chunk
         if _ESCAPED_NUL.search(data):
             return True
@@ -90,9 +89,12 @@ class NoNul:
         await self.app(scope, scanning_receive, send)
 
 
-def refuse_nul(request: Request) -> None:
-    """A dependency of every route: U+0000 in the path or the query is refused."""
-    if "\x00" in request.url.path or any(
-        "\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()
+def refuse_nul(connection: HTTPConnection) -> None:
+    """A dependency of every route: U+0000 in the path or the query is refused (a
+    WebSocket is closed with 1008, policy violation)."""
+    if "\x00" in connection.url.path or any(
+        "\x00" in key or "\x00" in value for key, value in connection.query_params.multi_items()
     ):
+        if connection.scope["type"] == "websocket":
+            raise WebSocketException(1008, NUL_TEXT)
         raise HTTPException(400, NUL_TEXT)
