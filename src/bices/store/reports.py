@@ -45,47 +45,41 @@ class ExecutesMany(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
 
 
-def insert_versions(conn: ExecutesMany, mark: str, versions: list[ReportVersion]) -> None:
-    """Insert stored versions (seq and label_id assigned) into the tables both backends
-    keep: the versions, their reports, the current set and the outbox (`mark`: the
-    backend's parameter marker). Each backend's full-text index follows by itself."""
-
-    def values(n: int) -> str:
-        return f"VALUES ({', '.join([mark] * n)})"
-
-    conn.executemany(
-        f"INSERT INTO report_versions {values(22)}",
-        [
-            (
-                v.seq, v.id, v.version, 1, v.type.value, v.title, v.body, v.language,
-                v.label_id, int(v.label.classification), v.label.originator, v.source.name,
-                v.source.reliability.value, v.source.credibility, iso(v.reported_at),
-                v.reported_at.timestamp(),
-                None if v.observed_at is None else iso(v.observed_at),
-                json.dumps([loc.model_dump() for loc in v.locations]),
-                json.dumps([a.to_json() for a in v.attachments]),
-                v.author, iso(v.stored_at), v.signature,
-            )
+def version_rows(versions: list[ReportVersion]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The rows stored versions (seq and label_id assigned) add to the tables both backends
+    keep, as (table and columns, rows): the versions, their reports, the current set and
+    the outbox. Each backend's full-text index follows by itself."""
+    return [
+        ("report_versions", [
+            (v.seq, v.id, v.version, 1, v.type.value, v.title, v.body, v.language,
+             v.label_id, int(v.label.classification), v.label.originator, v.source.name,
+             v.source.reliability.value, v.source.credibility, iso(v.reported_at),
+             v.reported_at.timestamp(),
+             None if v.observed_at is None else iso(v.observed_at),
+             json.dumps([loc.model_dump() for loc in v.locations]),
+             json.dumps([a.to_json() for a in v.attachments]),
+             v.author, iso(v.stored_at), v.signature)
             for v in versions
-        ],
-    )  # fmt: skip
-    conn.executemany(
-        f"INSERT INTO reports {values(3)}",
-        [(v.id, v.version, v.seq) for v in versions if v.version == 1],
-    )
-    conn.executemany(
-        "INSERT INTO current_reports (seq, label_id, type, originator, classification, "
-        f"language, reported_ts) {values(7)}",
-        [
+        ]),
+        ("reports", [(v.id, v.version, v.seq) for v in versions if v.version == 1]),
+        ("current_reports (seq, label_id, type, originator, classification, language, "
+         "reported_ts)", [
             (v.seq, v.label_id, v.type.value, v.label.originator, int(v.label.classification),
              v.language, v.reported_at.timestamp())
             for v in versions
-        ],
-    )  # fmt: skip
-    conn.executemany(
-        f"INSERT INTO events (seq, kind, report_id, version, label_id, at) {values(6)}",
-        [(v.seq, "report", v.id, v.version, v.label_id, iso(v.stored_at)) for v in versions],
-    )
+        ]),
+        ("events (seq, kind, report_id, version, label_id, at)",
+         [(v.seq, "report", v.id, v.version, v.label_id, iso(v.stored_at)) for v in versions]),
+    ]  # fmt: skip
+
+
+def insert_versions(conn: ExecutesMany, mark: str, versions: list[ReportVersion]) -> None:
+    """Insert stored versions with one `executemany` a table (`mark`: the backend's
+    parameter marker)."""
+    for into, rows in version_rows(versions):
+        if rows:
+            values = ", ".join([mark] * len(rows[0]))
+            conn.executemany(f"INSERT INTO {into} VALUES ({values})", rows)
 
 
 def check_versions(writes: Sequence[ReportWrite], current: dict[str, int]) -> None:
