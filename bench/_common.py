@@ -3,6 +3,7 @@ and the section of BENCHMARKS.md each benchmark rewrites with its latest figures
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -13,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +24,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
+# The scale-out services the benchmarks use (loopback only); each run takes a schema and a
+# bus namespace of its own and removes them afterwards.
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+NATS_URL = "nats://127.0.0.1:4222"
 
 
 # -- the machine and the record --------------------------------------------------------------
@@ -143,6 +149,17 @@ def wait_for_quiet(max_wait: float = 300.0, threshold: float = 0.15) -> float:
             print(f"machine busy before the run: {busy:.2f} cores")
             return busy
         print(f"waiting for a quiet machine ({busy:.2f} cores busy)", flush=True)
+
+
+def exit_on_sigterm() -> None:
+    """End on SIGTERM (e.g. `timeout`) as on Ctrl-C, so that `finally` blocks remove the
+    schemas, streams and folders a run made."""
+    import signal
+
+    def leave(*_: object) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -330,6 +347,7 @@ def served(
     With `exploit` the server starts its exploitation worker process, as deployed; `env`
     adds settings (e.g. `BICES_BUS_URL`)."""
     port = free_port()
+    data.mkdir(parents=True, exist_ok=True)  # on PostgreSQL, only the log is kept there
     log = open(data / "serve.log", "w")  # noqa: SIM115 - closed below
     command = f"bices --data {data} serve --host 127.0.0.1 --port {port} --workers {workers}"
     proc = subprocess.Popen(
@@ -359,3 +377,95 @@ def served(
     finally:
         stop(proc)
         log.close()
+
+
+# -- the scale-out services (PostgreSQL, NATS) ------------------------------------------------
+
+
+@contextmanager
+def pg_schema(base_url: str = PG_URL) -> Iterator[str]:
+    """A new, empty schema of the database for one node; yields the node's URL for it and
+    drops the schema afterwards. The store's extensions live in `public`, as in the tests."""
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+        for extension in ("unaccent", "pg_trgm"):
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    joiner = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{joiner}options=-csearch_path%3D{schema}%2Cpublic"
+    finally:
+        with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def schema_bytes(url: str) -> int:
+    """Bytes on disk of the tables (with their indexes and TOAST) of the URL's schema."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'm')"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextmanager
+def bus_namespace(url: str = NATS_URL) -> Iterator[str]:
+    """A namespace of the NATS server for one node; its streams are deleted afterwards."""
+    from nats.js.errors import NotFoundError
+
+    from bices.bus.nats import NatsBus, names
+
+    namespace = f"BENCH{uuid.uuid4().hex[:12].upper()}"
+    try:
+        yield namespace
+    finally:
+        stream, subjects = names(namespace)
+        bus = NatsBus(url, stream, subjects)
+        try:
+            for name in (stream, f"{stream}_WORK"):
+                with contextlib.suppress(NotFoundError):
+                    bus.call(bus.jetstream.delete_stream(name), timeout=5)
+        finally:
+            bus.close()
+
+
+@contextmanager
+def scale_out(database: str = PG_URL, bus: str = NATS_URL) -> Iterator[dict[str, str]]:
+    """A fresh node on PostgreSQL and NATS: yields its `BICES_*` settings, then removes its
+    schema and streams."""
+    with pg_schema(database) as url, bus_namespace(bus) as namespace:
+        yield {"BICES_DATABASE_URL": url, "BICES_BUS_URL": bus, "BICES_BUS_NAMESPACE": namespace}
+
+
+def settings_from(data: Path, env: dict[str, str]) -> dict[str, str | Path]:
+    """Keyword arguments of `bices.settings.Settings` for a data folder and `BICES_*` settings."""
+    return {"data": data, **{k.removeprefix("BICES_").lower(): v for k, v in env.items()}}
+
+
+def service_pids() -> list[int]:
+    """The PostgreSQL postmaster and the NATS server running on this machine."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                name = comm.read().strip()
+            parent = int(_stat_fields(int(entry))[1])
+            with open(f"/proc/{parent}/comm") as comm:
+                parent_name = comm.read().strip()
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+        if name == "nats-server" or (name == "postgres" and parent_name != "postgres"):
+            found.append(int(entry))
+    return found
+
+
+def service_cpu_seconds() -> float:
+    """CPU time so far of PostgreSQL (all its backends) and the NATS server."""
+    return sum(process_cpu_seconds(pid) for pid in service_pids())

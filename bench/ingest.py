@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from _common import (
     process_cpu_seconds,
     record,
     served,
+    service_cpu_seconds,
+    settings_from,
     wait_for_quiet,
 )
 from bices.domain.members import MemberKind
@@ -71,9 +74,10 @@ TYPES = ["INTREP", "INTSUM", "SPOTREP", "OSINT", "TRACK", "ISR"]
 SOURCES = ["Coastal radar", "HUMINT source 41", "Open press", "Maritime patrol", "SIGINT"]
 
 
-def setup_node(data: Path) -> str:
-    """Members with keys, and one analyst of USA; returns the analyst's API token."""
-    node = Node.open(Settings(data=data))
+def setup_node(data: Path, env: dict[str, str] | None = None) -> str:
+    """Members with keys, and one analyst of USA; returns the analyst's API token. `env`:
+    `BICES_*` settings of the node (e.g. its database and bus)."""
+    node = Node.open(Settings(**settings_from(data, env or {})))  # type: ignore[arg-type]
     try:
         for code, community in MEMBERS.items():
             node.coalition.add_member(code, f"Member {code}", MemberKind.NATION, [community])
@@ -157,9 +161,16 @@ def http_ingest(
     count: int,
     workers: int,
     profile: Path | None = None,
+    exploit: bool = True,
+    env: dict[str, str] | None = None,
+    watch: AbstractContextManager[Any] | None = None,
 ) -> dict[str, float]:
+    """Post the batches over `connections` connections to `bices serve --workers W`.
+
+    `exploit`: whether serve runs its exploitation worker; `env`: the node's `BICES_*`
+    settings; `watch`: entered around the timed part (e.g. a lock sampler)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    with served(data, workers=workers) as (base, pid):
+    with served(data, workers=workers, exploit=exploit, env=env) as (base, pid):
         with httpx.Client(base_url=base, headers=headers, timeout=120) as warm:
             response = warm.post("/api/v1/reports/batch", content=bodies[0])
             response.raise_for_status()
@@ -186,16 +197,19 @@ def http_ingest(
         spy = None if profile is None else start_py_spy(pid, profile)
         wait_for_quiet()
         cpu0, client0, all0 = process_cpu_seconds(pid), time.process_time(), busy_core_seconds()
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
+        services0 = service_cpu_seconds()
+        with watch or nullcontext():
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - t0
         if spy is not None:
             stop_py_spy(spy)
         server_cpu = process_cpu_seconds(pid) - cpu0
         client_cpu = time.process_time() - client0
+        services = service_cpu_seconds() - services0
         others = busy_core_seconds() - all0 - server_cpu - client_cpu
         if errors:
             raise SystemExit(f"ingest failed: {errors[0]}")
@@ -211,7 +225,8 @@ def http_ingest(
         "server_cpu_per_report_us": server_cpu / timed * 1e6,
         "server_cores": server_cpu / elapsed,
         "client_cores": client_cpu / elapsed,
-        "other_cores": max(0.0, others / elapsed),
+        "other_cores": max(0.0, others / elapsed),  # of which PostgreSQL and NATS:
+        "service_cores": services / elapsed,
         "batch_p50_ms": latencies[len(latencies) // 2] * 1000,
     }
 

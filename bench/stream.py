@@ -1,21 +1,27 @@
 """Live-stream latency: POST /api/v1/reports returning → the event arriving at each entitled
 SSE subscriber, with many subscribers of mixed members, clearances and caveats.
 
-Starts a real node (`bices --data DIR serve`, the embedded default, with its exploitation
-worker) on a fresh data folder, opens N SSE subscriptions from several client processes
-(plain asyncio sockets: an HTTP/1.1 chunked reader, so that the client costs little),
+Starts a real node (`bices --data DIR serve`, with its exploitation worker) on a fresh data
+folder (the embedded default), or with `--backend postgres` on a fresh schema of a
+PostgreSQL database (dropped afterwards), opens N SSE subscriptions from several client
+processes (plain asyncio sockets: an HTTP/1.1 chunked reader, so that the client costs little),
 posts reports at a fixed rate with varied labels, and then checks every delivery against
 `bices.policy.may_see`: a delivery the rule forbids, or an entitled subscriber that did not
 receive a report, is counted and printed. Latency is measured on one clock (the machine's
 wall clock, shared by all processes). Loopback only; every loop is bounded.
 
     python bench/stream.py --subscribers 1000 --rate 20 --seconds 30
+    python bench/stream.py --workers 2 --bus nats [--backend postgres [--database-url URL]]
+
+With `--bus nats` the node has a bus namespace of its own (its streams deleted afterwards),
+and the raw NATS round trip of the same payload is measured in the same run as the limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import random
 import sys
@@ -28,7 +34,19 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import percentile, process_cpu_seconds, record, served
+from bench._common import (
+    PG_URL,
+    bus_namespace,
+    exit_on_sigterm,
+    percentile,
+    pg_schema,
+    process_cpu_seconds,
+    record,
+    served,
+    service_cpu_seconds,
+    settings_from,
+    wait_for_quiet,
+)
 
 from bices.domain.labels import Label
 from bices.domain.members import MemberKind
@@ -46,10 +64,12 @@ RELEASABILITY = [["NATO"], ["NATO", "KOR"], ["USA", "GBR"], ["IP4", "USA"], ["NA
                  ["USA", "EST", "POL"], ["KOR", "USA"], ["JPN", "AUS", "USA"]]  # fmt: skip
 
 
-def setup(data: Path, users: int, seed: int) -> tuple[list[dict[str, Any]], str]:
+def setup(
+    data: Path, env: dict[str, str], users: int, seed: int
+) -> tuple[list[dict[str, Any]], str]:
     """Members, `users` subscribing users of mixed standing, and the posting analyst."""
     rng = random.Random(seed)
-    node = Node.open(Settings(data=data))
+    node = Node.open(Settings(**settings_from(data, env)))  # type: ignore[arg-type]
     try:
         for code, community in MEMBERS.items():
             node.coalition.add_member(code, f"Member {code}", MemberKind.NATION, [community])
@@ -203,15 +223,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--bus", choices=["memory", "nats"], default="memory",
                         help="nats: BICES_BUS_URL=nats://127.0.0.1:4222")  # fmt: skip
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite",
+                        help="postgres: a fresh schema of --database-url")  # fmt: skip
+    parser.add_argument("--database-url", default=PG_URL)
+    parser.add_argument("--no-exploit", action="store_true",
+                        help="serve with BICES_EXPLOIT=false (no exploitation worker)")  # fmt: skip
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
+    exit_on_sigterm()
 
-    with tempfile.TemporaryDirectory(prefix="bices-stream-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="bices-stream-") as folder,
+        contextlib.ExitStack() as made,
+    ):
         data = Path(folder) / "node"
-        people, poster = setup(data, args.users, args.seed)
+        env: dict[str, str] = {}
+        if args.backend == "postgres":
+            env["BICES_DATABASE_URL"] = made.enter_context(pg_schema(args.database_url))
+        if args.bus == "nats":
+            env["BICES_BUS_URL"] = NATS_URL
+            env["BICES_BUS_NAMESPACE"] = made.enter_context(bus_namespace(NATS_URL))
+        people, poster = setup(data, env, args.users, args.seed)
         subscribers = [people[i % len(people)] for i in range(args.subscribers)]
-        env = {"BICES_BUS_URL": NATS_URL} if args.bus == "nats" else {}
-        with served(data, workers=args.workers, env=env) as (base, pid):
+        exploit = not args.no_exploit
+        with served(data, workers=args.workers, exploit=exploit, env=env) as (base, pid):
             host, port = base.removeprefix("http://").split(":")
             ctx = mp.get_context("spawn")
             ready, results = ctx.Queue(), ctx.Queue()
@@ -227,15 +262,18 @@ def main() -> None:
             connected = sum(ready.get(timeout=120) for _ in clients)
             print(f"{connected} subscribers connected; posting {args.rate:g} reports/s "
                   f"for {args.seconds:g} s")  # fmt: skip
+            busy = wait_for_quiet()
             cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
+            services0 = service_cpu_seconds()
             posted = post_reports(base, poster, args.rate, args.seconds, args.seed)
             post_elapsed = time.monotonic() - t0
             server_cores = (process_cpu_seconds(pid) - cpu0) / post_elapsed
+            service_cores = (service_cpu_seconds() - services0) / post_elapsed
             # The clients listen on for a while after the last post, then report.
             gathered = [results.get(timeout=listen_s + 120) for _ in clients]
             for proc in clients:
                 proc.join(timeout=30)
-        node = Node.open(Settings(data=data))
+        node = Node.open(Settings(**settings_from(data, env)))  # type: ignore[arg-type]
         directory = node.store.coalition.directory()
         node.close()
 
@@ -291,27 +329,37 @@ def main() -> None:
     if args.no_record:
         return
     target = "met" if p99 <= 100 and forbidden == 0 and missed == 0 else "MISSED"
-    if args.workers > 1 or args.bus != "memory":
-        bus_text = (f"`BICES_BUS_URL={NATS_URL}`" if args.bus == "nats"
+    if args.workers > 1 or args.bus != "memory" or args.backend != "sqlite":
+        bus_text = (f"`BICES_BUS_URL={NATS_URL}`, a namespace of its own" if args.bus == "nats"
                     else "in-process; each process polls the outbox every 250 ms")  # fmt: skip
+        store_text = ("a fresh schema of PostgreSQL 15 on the same machine"
+                      if args.backend == "postgres" else "one SQLite folder")  # fmt: skip
+        worker_text = ("no exploitation worker (`BICES_EXPLOIT=false`)" if args.no_exploit
+                       else "with their exploitation worker")  # fmt: skip
+        title = "Live stream latency across server processes"
+        if args.backend == "postgres":
+            title += " on PostgreSQL + NATS" if args.bus == "nats" else " on PostgreSQL"
+        if args.no_exploit:
+            title += ", no exploitation"
         record(
-            "Live stream latency across server processes (bench/stream.py)",
+            f"{title} (bench/stream.py)",
             f"""
-`bices serve --workers {args.workers}` ({args.workers} server processes on one port and one
-SQLite folder, with their exploitation worker), bus: {args.bus}
+`bices serve --workers {args.workers}` ({args.workers} server processes on one port and
+{store_text}, {worker_text}), bus: {args.bus}
 ({bus_text}).
 {args.subscribers} SSE subscribers ({args.users} users of {len(MEMBERS)} members) spread
 by the kernel over the processes, from {args.clients} client processes; one analyst posts
 at {args.rate:g}/s for {args.seconds:g} s through the same port, so the deliveries to
 subscribers on the other processes (about half with two) cross from the process that
 stored the report. Latency from `POST` returning to the event arriving; every delivery
-checked against the rule.
+checked against the rule. Other processes busy before posting: {busy:.2f} cores.
 
 | subscribers | reports | deliveries | p50 | p99 | max | forbidden | missed | duplicates \
-| server cores |
-|---|---|---|---|---|---|---|---|---|---|
+| server cores | PostgreSQL+NATS cores |
+|---|---|---|---|---|---|---|---|---|---|---|
 | {args.subscribers} | {len(posted)} | {deliveries:,} | {p50:.1f} ms | {p99:.1f} ms \
-| {worst:.1f} ms | {forbidden} | {missed} | {duplicates} | {server_cores:.2f} |
+| {worst:.1f} ms | {forbidden} | {missed} | {duplicates} | {server_cores:.2f} \
+| {service_cores:.2f} |
 
 {limit}
 """,
