@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     Corpus,
     busy_core_seconds,
+    exit_on_sigterm,
     process_cpu_seconds,
     record,
     served,
@@ -342,6 +343,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="py-spy the server into this file")
     parser.add_argument("--no-record", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
+    exit_on_sigterm()
     count = (args.reports // BATCH) * BATCH
     connection_counts = [int(c) for c in args.connections.split(",")]
     worker_counts = [int(w) for w in args.workers.split(",")]
