@@ -106,11 +106,20 @@ def member_add(
     name: Annotated[str, typer.Option("--name")],
     community: Communities = None,
     kind: Kind = MemberKind.NATION,
-) -> None:
-    """Operator bootstrap: add an active member with a new Ed25519 signing key."""
+    public_key: Annotated[
+        str | None,
+        typer.Option("--public-key", help="a member served by a peer node: its Ed25519 "
+                     "public key (base64); this node keeps no signing key for it"),
+    ] = None,
+) -> None:  # fmt: skip
+    """Operator bootstrap: add an active member with a new Ed25519 signing key (or, with
+    --public-key, a member that a peer node serves)."""
     with opened(ctx) as node:
-        member = node.coalition.add_member(code, name, kind, community or [])
-        out.print(f"member {member.code} ({member.name}) active; public key {member.public_key}")
+        member = node.coalition.add_member(code, name, kind, community or [], None, public_key)
+        served = "served by a peer" if public_key else "served here"
+        out.print(
+            f"member {member.code} ({member.name}) active, {served}; public key {member.public_key}"
+        )
 
 
 @member_app.command("list")
@@ -380,7 +389,14 @@ def search(
 
 # The commands of the long-running processes and of collection live in modules of their
 # own; importing them registers them on `app`.
-from bices import cli_collecting, cli_requirements, cli_rfis, cli_serving, cli_stix  # noqa: E402, F401
+from bices import (  # noqa: E402, F401
+    cli_collecting,
+    cli_peers,
+    cli_requirements,
+    cli_rfis,
+    cli_serving,
+    cli_stix,
+)
 
 
 def main() -> None:

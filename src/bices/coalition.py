@@ -77,18 +77,25 @@ class CoalitionService:
         kind: MemberKind = MemberKind.NATION,
         communities: Sequence[str] = (),
         viewer: Viewer | None = None,
+        public_key: str | None = None,
     ) -> Member:
-        """Operator bootstrap: an active member with a fresh signing key held by this node."""
+        """Operator bootstrap: an active member with a fresh signing key held by this node,
+        or, given the member's `public_key`, a member served by a peer node (this node then
+        only verifies its signatures)."""
         self._require_operator(viewer)
         code = check_member_code(code, kind)
         if not name.strip():
             raise InvalidInput("member name is blank")
+        names = [normalise_code(c, "community") for c in communities]
+        audit = _audit(viewer, "member.add", code, communities=names, served=public_key is None)
+        if public_key is not None:
+            load_public(public_key)  # refuses what is not an Ed25519 public key
+            member = Member(code, name.strip(), kind, MemberStatus.ACTIVE, public_key)
+            self.store.coalition.add_member(member, names, audit)
+            return member
         key = new_key()
         member = Member(code, name.strip(), kind, MemberStatus.ACTIVE, public_b64(key))
-        names = [normalise_code(c, "community") for c in communities]
-        self.store.coalition.add_member(
-            member, names, _audit(viewer, "member.add", code, communities=names), private_bytes(key)
-        )
+        self.store.coalition.add_member(member, names, audit, private_bytes(key))
         return member
 
     def set_status(self, code: str, status: MemberStatus, viewer: Viewer | None = None) -> Member:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bices.bus.base import Bus
 from bices.bus.memory import MemoryBus
 from bices.coalition import CoalitionService
+from bices.federation.peering import Federation
 from bices.pipeline.collect import Collector, Limits
 from bices.pipeline.exploit import Exploitation, Exploiter
 from bices.settings import Settings
@@ -49,6 +50,7 @@ class Node:
     entities: EntityReader
     requirements: RequirementService
     rfis: RfiService
+    federation: Federation
 
     @classmethod
     def open(cls, settings: Settings) -> Node:
@@ -66,6 +68,7 @@ class Node:
             entities=EntityReader(store, reader),
             requirements=RequirementService(store),
             rfis=RfiService(store, collector),
+            federation=Federation(store, collector, settings.node_name),
         )
 
     def exploitation(self, batch: int = 50) -> Exploitation:

@@ -45,6 +45,18 @@ def may_see(viewer: Viewer, label: Label, directory: Directory) -> bool:
     )
 
 
+def may_receive(members: Iterable[str], label: Label, directory: Directory) -> bool:
+    """The boundary rule: a peer node may receive an item iff the item is releasable to (or
+    originated by) an active member that the peer serves. Clearances and caveats are not a
+    node's but its users': the receiving node applies `may_see` to each of them."""
+    releasable = directory.expand(label.releasable_to)
+    return any(
+        directory.statuses.get(member) is MemberStatus.ACTIVE
+        and (member == label.originator or member in releasable)
+        for member in members
+    )
+
+
 def combine(labels: Iterable[Label], originator: str, directory: Directory) -> Label:
     """The label of an item derived from several sources.
 

@@ -32,6 +32,19 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600,
         description="with NATS: how long a worker may hold a job before it goes to another",
     )  # fmt: skip
+    node_name: str = Field(
+        default="",
+        pattern=r"^([a-z0-9][a-z0-9._-]{0,62})?$",
+        description="how this node names itself to peers "
+        "(default: bices- and the start of its key's fingerprint)",
+    )
+    federate: bool = Field(default=True, description="deliver to peer nodes from `bices serve`")
+    federation_poll_s: float = Field(
+        default=2.0, gt=0, le=600, description="how often peers are polled without a wake-up"
+    )
+    federation_max_backoff_s: float = Field(
+        default=30.0, gt=0, le=3600, description="the longest wait between retries to a peer"
+    )
     search_rank_limit: int = Field(
         default=4000,
         gt=0,

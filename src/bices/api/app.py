@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import Depends, FastAPI
 
@@ -13,6 +14,7 @@ import bices
 from bices.api import (
     entities,
     errors,
+    federation,
     ingest,
     members,
     operations,
@@ -24,6 +26,7 @@ from bices.api import (
     users,
 )
 from bices.api.limits import BodyLimit, NoNul, refuse_nul
+from bices.federation.forward import Forwarder
 from bices.node import Node
 from bices.pipeline.exploit import ExploitWorker
 from bices.runtime import settle
@@ -31,8 +34,12 @@ from bices.settings import Settings
 from bices.share.stream import StreamHub
 
 
-async def _wake_on_reports(node: Node, worker: ExploitWorker) -> None:
-    """Wake the worker whenever reports are stored; resubscribe if a burst overflowed."""
+class Wakes(Protocol):
+    def wake(self) -> None: ...
+
+
+async def _wake_on_reports(node: Node, worker: Wakes) -> None:
+    """Wake a worker whenever reports are stored; resubscribe if a burst overflowed."""
     while True:
         subscription = node.bus.subscribe()
         try:
@@ -69,12 +76,26 @@ def create_app(
         app.state.exploit_worker = worker
         hub = app.state.hub = StreamHub(node.store, node.bus)
         await hub.start()
+        forwarder = forward_waker = None
+        if node.settings.federate:
+            forwarder = Forwarder(
+                node.store, node.federation.key, poll_s=node.settings.federation_poll_s,
+                max_backoff_s=node.settings.federation_max_backoff_s,
+            )  # fmt: skip
+            forwarder.start()
+            forward_waker = asyncio.create_task(_wake_on_reports(node, forwarder))
         if settle_process:
             settle()
         try:
             yield
         finally:
             await hub.stop()
+            if forward_waker is not None:
+                forward_waker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await forward_waker
+            if forwarder is not None:
+                await asyncio.to_thread(forwarder.stop)
             if waker is not None:
                 waker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -94,7 +115,8 @@ def create_app(
     )
     app.state.node = node
     errors.install(app)
-    for module in (reports, members, users, ingest, entities, requirements, stream, rfis, taxii):
+    for module in (reports, members, users, ingest, entities, requirements, stream, rfis, taxii,
+                   federation):  # fmt: skip
         app.include_router(module.router)
 
     app.include_router(operations.router)

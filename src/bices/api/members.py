@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from bices.api.auth import CurrentViewer, NodeDep
-from bices.api.schemas import AccessionIn, AccessionOut, CommunityIn, MemberIn, MemberOut
+from bices.api.schemas import AccessionIn, AccessionOut, CommunityIn, MemberAddIn, MemberOut
 from bices.domain.errors import NotFound
 from bices.domain.labels import normalise_code
 from bices.domain.members import Member, MemberKind, MemberStatus
@@ -35,11 +35,13 @@ def list_members(viewer: CurrentViewer, node: NodeDep) -> list[dict[str, Any]]:
 
 
 @router.post("/members", status_code=201, response_model=MemberOut)
-def add_member(body: MemberIn, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
-    """Operator bootstrap of an active member, without the accession vote."""
+def add_member(body: MemberAddIn, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
+    """Operator bootstrap of an active member, without the accession vote (with
+    `public_key`: a member served by a peer node)."""
     member = node.coalition.add_member(
-        body.code, body.name, MemberKind(body.kind), body.communities, viewer=viewer
-    )
+        body.code, body.name, MemberKind(body.kind), body.communities, viewer=viewer,
+        public_key=body.public_key,
+    )  # fmt: skip
     return _member_out(node, member)
 
 

@@ -116,6 +116,14 @@ class MemberIn(BaseModel):
     communities: list[str] = Field(default_factory=list, max_length=32)
 
 
+class MemberAddIn(MemberIn):
+    public_key: str | None = Field(
+        default=None,
+        description="For a member served by a peer node: its Ed25519 public key (base64); "
+        "this node keeps no signing key for it",
+    )
+
+
 class AccessionIn(MemberIn):
     sponsor: str = Field(examples=["USA"])
     public_key: str | None = Field(
@@ -184,3 +192,30 @@ class AuditEventOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next_after: int | None
+
+
+class PeerIn(BaseModel):
+    url: str = Field(max_length=500, examples=["https://kor.bices.example"])
+    key: str = Field(
+        max_length=200,
+        description="The peer's node key (base64) or its fingerprint, as checked with the "
+        "peer's operator out of band",
+    )
+    members: list[str] = Field(min_length=1, max_length=64, examples=[["KOR"]])
+    name: str | None = Field(default=None, max_length=63)
+    since_now: bool = Field(
+        default=False, description="send only what is stored from now on, not the history"
+    )
+
+
+class PeerOut(BaseModel):
+    name: str
+    url: str
+    node_key: str
+    fingerprint: str
+    members: list[str]
+    status: str
+    added_at: str
+    failures: int
+    last_error: str | None
+    last_success: str | None

@@ -19,6 +19,7 @@ from bices.domain.cursors import Sealer
 from bices.domain.fingerprints import Fingerprint
 from bices.domain.labels import Classification, Label
 from bices.domain.members import Member, MemberKind, MemberStatus
+from bices.domain.peers import Peer, PeerStatus
 from bices.domain.reports import ReportType, ReportVersion
 from bices.domain.requirements import Requirement, RequirementDraft
 from bices.domain.rfis import Change, Rfi, RfiFilter, RfiPage
@@ -125,6 +126,7 @@ class ReportWrite:
     version: ReportVersion
     blobs: list[bytes] = field(default_factory=list)
     audit: AuditDraft | None = None
+    received: bool = False  # from a peer node: earlier versions may never have been due here
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +341,14 @@ class Reports(Protocol):
         """A stored label by its id (labels never change)."""
         ...
 
+    def signatures(self, report_id: str) -> dict[int, str]:
+        """Each stored version's signature, whatever its label (system use)."""
+        ...
+
+    def blob_bytes(self, shas: list[str]) -> dict[str, bytes]:
+        """Attachment bytes by digest (system use: the caller has applied the rule)."""
+        ...
+
     def by_seq(self, seqs: list[int]) -> list[ReportVersion]:
         """Stored versions by seq whatever their labels (system use: the caller applies the
         rule before anything leaves the node)."""
@@ -410,6 +420,23 @@ class AuditLog(Protocol):
     def all_events(self) -> Iterator[AuditEvent]: ...
 
 
+class Peers(Protocol):
+    """Peer nodes and the delivery position of each in the outbox (system use)."""
+
+    def add(self, peer: Peer, audit: AuditDraft) -> None: ...
+    def get(self, name: str) -> Peer | None: ...
+    def by_fingerprint(self, fingerprint: str) -> Peer | None: ...
+    def all(self) -> list[Peer]: ...
+    def set_status(self, name: str, status: PeerStatus, audit: AuditDraft) -> bool: ...
+    def remove(self, name: str, audit: AuditDraft) -> bool: ...
+    def claim(self, name: str, owner: str, ttl_s: float) -> bool: ...
+    def release(self, name: str, owner: str) -> None: ...
+    def delivered(self, name: str, after: int, upto: int, audit: Sequence[AuditDraft]) -> bool: ...
+    def failed(self, name: str, error: str) -> None: ...
+    def set_pulled(self, name: str, cursor: str) -> None: ...
+    def served(self) -> list[str]: ...
+
+
 class Store(Protocol):
     @property
     def coalition(self) -> Coalition: ...
@@ -434,6 +461,14 @@ class Store(Protocol):
 
     @property
     def taxii(self) -> TaxiiRecords: ...
+
+    @property
+    def peers(self) -> Peers: ...
+
+    @property
+    def node_key(self) -> bytes:
+        """The node's Ed25519 private key (raw), made on first use."""
+        ...
 
     def optimize(self) -> str:
         """Operator maintenance for a large node (index merge, statistics); a summary."""

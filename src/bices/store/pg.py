@@ -7,7 +7,8 @@ import os
 import time
 
 from bices.domain.cursors import Sealer
-from bices.store.pg_audit import PgAuditLog
+from bices.store.peers import SqlPeers
+from bices.store.pg_audit import PgAuditLog, append_audit
 from bices.store.pg_coalition import PgCoalition
 from bices.store.pg_db import PgDatabase
 from bices.store.pg_exploits import PgExploits
@@ -18,7 +19,7 @@ from bices.store.pg_reports import PgReports
 from bices.store.pg_requirements import PgRequirements
 from bices.store.pg_rfis import PgRfis
 from bices.store.pg_schema import require_latest, upgrade
-from bices.store.pg_taxii import PgTaxii
+from bices.store.pg_taxii import POSTGRES, PgTaxii
 
 
 class PostgresStore:
@@ -43,6 +44,8 @@ class PostgresStore:
             self.requirements = PgRequirements(self.db)
             self.rfis = PgRfis(self.db, self.reports)
             self.taxii = PgTaxii(self.db, self.reports)
+            self.peers = SqlPeers(self.db.write, self.db.read, POSTGRES, append_audit)
+            self.node_key = node_secret(self.db, "node-key", os.urandom(32))
         except BaseException:
             self.db.close()
             raise

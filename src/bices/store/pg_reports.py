@@ -114,10 +114,10 @@ CREATE TABLE IF NOT EXISTS blobs (
 """
 
 
-def _supersede(conn: Connection, versions: list[ReportVersion]) -> None:
+def _supersede(conn: Connection, versions: list[ReportVersion], new_ids: set[str]) -> None:
     """Take the current versions these new ones replace out of the current set (and so out
     of the search index), and point their reports at the new ones."""
-    newer = [v for v in versions if v.version > 1]
+    newer = [v for v in versions if v.id not in new_ids]
     if not newer:
         return
     ids = [v.id for v in newer]
@@ -162,11 +162,11 @@ class PgReports(ReportReads[Connection]):
         current = conn.execute(
             "SELECT id, current_version FROM reports WHERE id = ANY(%s)", (ids,)
         ).fetchall()
-        check_versions(writes, {row[0]: row[1] for row in current})
+        new_ids = check_versions(writes, {row[0]: row[1] for row in current})
         ready = number(writes, next_seq(conn), lambda label: label_id_of(conn, label))
-        _supersede(conn, ready.versions)
+        _supersede(conn, ready.versions, new_ids)
         with conn.cursor() as cur:
-            for into, rows in version_rows(ready.versions):  # COPY: the fewest round trips
+            for into, rows in version_rows(ready.versions, new_ids):  # COPY: the fewest round trips
                 with cur.copy(f"COPY {into} FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)

@@ -34,6 +34,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "pg_labels", "pg_audit", "pg_coalition", "pg_reports", "pg_outbox", "pg_operations",
         "pg_exploits", "pg_requirements", "pg_rfis", "pg_taxii",
     )),
+    Migration(2, "federation: peer nodes", ("peers",)),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version

@@ -45,10 +45,13 @@ class ExecutesMany(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
 
 
-def version_rows(versions: list[ReportVersion]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+def version_rows(
+    versions: list[ReportVersion], new_ids: set[str]
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """The rows stored versions (seq and label_id assigned) add to the tables both backends
-    keep, as (table and columns, rows): the versions, their reports, the current set and
-    the outbox. Each backend's full-text index follows by itself."""
+    keep, as (table and columns, rows): the versions, their reports (`new_ids`: those not
+    stored before), the current set and the outbox. Each backend's full-text index follows
+    by itself."""
     return [
         ("report_versions", [
             (v.seq, v.id, v.version, 1, v.type.value, v.title, v.body, v.language,
@@ -61,7 +64,7 @@ def version_rows(versions: list[ReportVersion]) -> list[tuple[str, list[tuple[An
              v.author, iso(v.stored_at), v.signature)
             for v in versions
         ]),
-        ("reports", [(v.id, v.version, v.seq) for v in versions if v.version == 1]),
+        ("reports", [(v.id, v.version, v.seq) for v in versions if v.id in new_ids]),
         ("current_reports (seq, label_id, type, originator, classification, language, "
          "reported_ts)", [
             (v.seq, v.label_id, v.type.value, v.label.originator, int(v.label.classification),
@@ -73,28 +76,39 @@ def version_rows(versions: list[ReportVersion]) -> list[tuple[str, list[tuple[An
     ]  # fmt: skip
 
 
-def insert_versions(conn: ExecutesMany, mark: str, versions: list[ReportVersion]) -> None:
+def insert_versions(
+    conn: ExecutesMany, mark: str, versions: list[ReportVersion], new_ids: set[str]
+) -> None:
     """Insert stored versions with one `executemany` a table (`mark`: the backend's
     parameter marker)."""
-    for into, rows in version_rows(versions):
+    for into, rows in version_rows(versions, new_ids):
         if rows:
             values = ", ".join([mark] * len(rows[0]))
             conn.executemany(f"INSERT INTO {into} VALUES ({values})", rows)
 
 
-def check_versions(writes: Sequence[ReportWrite], current: dict[str, int]) -> None:
+def check_versions(writes: Sequence[ReportWrite], current: dict[str, int]) -> set[str]:
     """Version 1 must be a new id; version n must follow the current n - 1 (`current`: the
-    current version of each stored report among the writes' ids)."""
+    current version of each stored report among the writes' ids), except that a version
+    received from a peer need only be newer (the ones between were not due here). The ids
+    not stored before."""
     for write in writes:
         if write.version.version == 1 and write.version.id in current:
             raise Conflict(f"report id {write.version.id} is already taken")
+    seen: set[str] = set()
     for write in writes:
         v = write.version
+        if v.id in seen:
+            raise Conflict(f"report {v.id} appears twice in one write")
+        seen.add(v.id)
         expected = current.get(v.id, 0) + 1
+        if write.received and v.version >= expected:
+            continue
         if v.version != 1 and v.version != expected:
             raise Conflict(
                 f"report {v.id} version {v.version} conflicts: the next version is {expected}"
             )
+    return seen - current.keys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +228,29 @@ class ReportReads(ABC, Generic[C]):
                 (report_id,),
             ).fetchone()
         return None if row is None else self.row(row)
+
+    def signatures(self, report_id: str) -> dict[int, str]:
+        """The signature of each stored version of a report, whatever its label (system use:
+        a peer's item is checked against what is stored)."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT version, signature FROM report_versions "
+                f"WHERE report_id = {self.dialect.mark}",
+                (report_id,),
+            ).fetchall()
+        return {int(row[0]): str(row[1]) for row in rows}
+
+    def blob_bytes(self, shas: list[str]) -> dict[str, bytes]:
+        """Attachment bytes by digest, whatever carries them (system use: a version sent to a
+        peer has passed the boundary rule)."""
+        if not shas:
+            return {}
+        with self.reading() as conn:
+            rows = conn.execute(
+                f"SELECT sha256, data FROM blobs WHERE {self.dialect.among.format('sha256')}",
+                (self.dialect.pack(sorted(set(shas))),),
+            ).fetchall()
+        return {str(row[0]): bytes(row[1]) for row in rows}
 
     def version(self, viewer: Viewer, report_id: str, version: int) -> ReportVersion | None:
         m = self.dialect.mark

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from bices.domain.cursors import Sealer
-from bices.store.sqlite_audit import SqliteAuditLog
+from bices.store import peers
+from bices.store.sqlite_audit import SqliteAuditLog, append_audit
 from bices.store.sqlite_coalition import SqliteCoalition
 from bices.store.sqlite_db import AUDIT_SCHEMA, Database
 from bices.store.sqlite_exploits import SqliteExploits
@@ -17,7 +19,7 @@ from bices.store.sqlite_reports import SqliteReports
 from bices.store.sqlite_requirements import SqliteRequirements
 from bices.store.sqlite_rfis import SqliteRfis
 from bices.store.sqlite_rfis import install as install_rfis
-from bices.store.sqlite_taxii import SqliteTaxii
+from bices.store.sqlite_taxii import SQLITE, SqliteTaxii
 
 
 class SqliteStore:
@@ -42,6 +44,12 @@ class SqliteStore:
         install_rfis(self.db)
         self.rfis = SqliteRfis(self.db, self.reports)
         self.taxii = SqliteTaxii(self.db, self.reports)
+        with self.db.write() as conn:
+            conn.execute(peers.SCHEMA)
+        self.peers = peers.SqlPeers(
+            self.db.write, lambda: nullcontext(self.db.reader()), SQLITE, append_audit
+        )
+        self.node_key = self._secret("node-key")  # the node's Ed25519 private key
 
     def _secret(self, name: str) -> bytes:
         """A random 32-byte node secret, made on first use and kept in the store."""

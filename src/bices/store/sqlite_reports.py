@@ -47,9 +47,9 @@ def _supersede(conn: sqlite3.Connection, report_id: str, version: int, seq: int)
     )
 
 
-def _insert(conn: sqlite3.Connection, versions: list[ReportVersion]) -> None:
+def _insert(conn: sqlite3.Connection, versions: list[ReportVersion], new_ids: set[str]) -> None:
     """Insert stored versions into every table that holds them, the FTS5 index included."""
-    insert_versions(conn, "?", versions)
+    insert_versions(conn, "?", versions, new_ids)
     conn.executemany(
         "INSERT INTO report_fts (rowid, title, body, label_token) VALUES (?, ?, ?, ?)",
         [(v.seq, v.title, v.body, f"l{v.label_id}") for v in versions],
@@ -104,12 +104,12 @@ class SqliteReports(ReportReads[sqlite3.Connection]):
             "SELECT id, current_version FROM reports WHERE id IN (SELECT value FROM json_each(?))",
             (ids,),
         )
-        check_versions(writes, dict(current.fetchall()))
+        new_ids = check_versions(writes, dict(current.fetchall()))
         ready = number(writes, next_seq(conn), lambda label: label_id_of(conn, label))
         for v in ready.versions:
-            if v.version > 1:
+            if v.id not in new_ids:
                 _supersede(conn, v.id, v.version, v.seq)
-        _insert(conn, ready.versions)
+        _insert(conn, ready.versions, new_ids)
         conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)", ready.blobs)
         append_audit(conn, ready.audits)
         return ready.versions

@@ -1,0 +1,206 @@
+"""What a node does with a peer's items: check each one again and store what passes.
+
+A peer is trusted for nothing: every item must carry its originator's valid signature over
+exactly what will be stored, come from a peer that serves that originator (never a member
+this node serves itself), and be releasable to a member this node serves. What fails is
+refused with its reason, logged and audited; what passes is stored with its audit in one
+transaction and announced to this node's streams. The same id and version twice is one
+item.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from bices.domain.audit import AuditDraft
+from bices.domain.errors import Conflict
+from bices.domain.members import MemberStatus
+from bices.domain.peers import Peer
+from bices.domain.reports import ReportVersion
+from bices.domain.signing import load_public, verifies
+from bices.federation.wire import ItemWire, same_content, signed_part, version_of
+from bices.pipeline.collect import Collector
+from bices.policy import Directory, may_receive
+from bices.store.base import ReportWrite, Store
+
+log = logging.getLogger("bices.federation")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Per item: stored, already held (a duplicate), or refused with the reason."""
+
+    accepted: list[tuple[str, int]] = field(default_factory=list)
+    duplicates: list[tuple[str, int]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accepted": [{"id": i, "version": v} for i, v in self.accepted],
+            "duplicates": [{"id": i, "version": v} for i, v in self.duplicates],
+            "rejected": self.rejected,
+        }
+
+
+def _named(raw: object) -> tuple[str, int]:
+    """An item's id and version as far as they can be read, for the refusal."""
+    if isinstance(raw, Mapping):
+        item_id, version = raw.get("id"), raw.get("version")
+        return (
+            str(item_id)[:64] if item_id is not None else "?",
+            version if isinstance(version, int) else 0,
+        )
+    return "?", 0
+
+
+class Receiver:
+    def __init__(self, store: Store, collector: Collector) -> None:
+        self.store = store
+        self.collector = collector
+
+    def receive(self, peer: Peer, items: Sequence[object]) -> Outcome:
+        outcome = Outcome()
+        directory = self.store.coalition.directory()
+        served = set(self.store.peers.served())
+        writes: list[ReportWrite] = []
+        for raw in items:
+            name = _named(raw)
+            try:
+                write = self._check(peer, raw, directory, served)
+            except _Refused as refusal:
+                outcome.rejected.append(
+                    {"id": name[0], "version": name[1], "reason": refusal.reason}
+                )
+                continue
+            if write is None:
+                outcome.duplicates.append(name)
+            else:
+                writes.append(write)
+        for run in _runs(writes):
+            stored = self._store(run, outcome)
+            outcome.accepted.extend((v.id, v.version) for v in stored)
+        if outcome.rejected:
+            self._refused(peer, outcome.rejected)
+        return outcome
+
+    def _check(
+        self, peer: Peer, raw: object, directory: Directory, served: set[str]
+    ) -> ReportWrite | None:
+        try:
+            wire = ItemWire.model_validate(raw)
+            version, blobs = version_of(wire)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise _Refused(f"malformed item: {where}: {first['msg']}") from None
+        except ValueError as error:
+            raise _Refused(f"malformed item: {error}") from None
+        assert isinstance(raw, Mapping)
+        originator = version.label.originator
+        if originator in served:
+            raise _Refused(f"originator {originator} is served by this node, not by the peer")
+        if originator not in peer.members:
+            raise _Refused(f"peer {peer.name} does not serve originator {originator}")
+        member = self.store.coalition.get_member(originator)
+        if member is None or member.public_key is None:
+            raise _Refused(f"originator {originator} has no registered public key here")
+        if not same_content(version, raw) or not verifies(
+            load_public(member.public_key), signed_part(raw), version.signature
+        ):
+            raise _Refused(f"the signature of originator {originator} does not verify")
+        ours = [m for m in served if directory.statuses.get(m) is MemberStatus.ACTIVE]
+        if not may_receive(ours, version.label, directory):
+            raise _Refused(
+                f"label {version.label.render()} is not releasable to a member this node "
+                f"serves ({', '.join(sorted(served)) or 'none'})"
+            )
+        stored = self.store.reports.signatures(version.id)
+        if version.version in stored:
+            if stored[version.version] != version.signature:
+                raise _Refused(
+                    f"report {version.id} version {version.version} is already held with "
+                    "another signature"
+                )
+            return None
+        if stored and version.version < max(stored):
+            raise _Refused(
+                f"report {version.id} version {version.version} is older than the "
+                f"version {max(stored)} held here"
+            )
+        audit = AuditDraft(
+            actor=f"peer:{peer.name}",
+            member=originator,
+            action="report.receive",
+            target=version.id,
+            detail={"version": version.version, "peer": peer.name},
+        )
+        return ReportWrite(version, blobs, audit, received=True)
+
+    def _store(self, writes: list[ReportWrite], outcome: Outcome) -> list[ReportVersion]:
+        """One transaction; if another delivery stored some of them meanwhile, item by item."""
+        try:
+            stored = self.store.reports.add(writes)
+        except Conflict:
+            if len(writes) == 1:
+                outcome.duplicates.append((writes[0].version.id, writes[0].version.version))
+                return []
+            stored = []
+            for write in writes:
+                stored.extend(self._store([write], outcome))
+            return stored
+        self.collector.announce(stored)
+        return stored
+
+    def _refused(self, peer: Peer, rejected: list[dict[str, Any]]) -> None:
+        for item in rejected:
+            log.warning(
+                "refused item %s version %s from peer %s: %s",
+                item["id"],
+                item["version"],
+                peer.name,
+                item["reason"],
+            )
+        self.store.audit.append(
+            [
+                AuditDraft(
+                    actor=f"peer:{peer.name}",
+                    member=None,
+                    action="federation.refuse",
+                    target=item["id"],
+                    detail={
+                        "peer": peer.name,
+                        "version": item["version"],
+                        "reason": item["reason"],
+                    },
+                )
+                for item in rejected
+            ]
+        )
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _runs(writes: list[ReportWrite]) -> list[list[ReportWrite]]:
+    """Split writes, in order, into runs in which each report appears once (one store
+    transaction takes one version of a report)."""
+    runs: list[list[ReportWrite]] = []
+    current: list[ReportWrite] = []
+    ids: set[str] = set()
+    for write in writes:
+        if write.version.id in ids:
+            runs.append(current)
+            current, ids = [], set()
+        current.append(write)
+        ids.add(write.version.id)
+    if current:
+        runs.append(current)
+    return runs
