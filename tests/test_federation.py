@@ -57,6 +57,7 @@ class Coalition:
         self.sites = (self.nato, self.kor, self.jpn)
         self.usa = self.nato.user("USA", "usa.analyst")
         self.gbr = self.nato.user("GBR", "gbr.analyst")
+        self.releaser = self.nato.user("USA", "usa.releaser", ("analyst", "releaser"))
         self.kor_user = self.kor.user("KOR", "kor.analyst")
         self.jpn_user = self.jpn.user("JPN", "jpn.analyst")
         for site in self.sites:
@@ -403,6 +404,53 @@ def test_a_suspended_peer_holds_its_items_until_reinstated(coalition: Coalition)
     finally:
         c.nato.node.federation.set_status("kor", PeerStatus.ACTIVE)
     arrives(c.kor, c.kor_user, held_back)
+
+
+def _tearline(c: Coalition, token: str, source: str, **fields: Any) -> httpx.Response:
+    return httpx.post(
+        f"{c.nato.url}/api/v1/reports/{source}/tearline",
+        json=report_json(**fields),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
+def test_a_tearline_goes_where_its_own_label_allows(coalition: Coalition) -> None:
+    c = coalition
+    secret = c.post(c.usa, title="Source-revealing assessment", label=label("USA"))
+    # Only the originator's releasing officer, under a label no higher and not the same.
+    lower = label("NATO", "KOR", classification="NATO RESTRICTED")
+    assert _tearline(c, c.usa, secret, label=lower).status_code == 403
+    higher = label("NATO", "KOR", classification="COSMIC TOP SECRET")
+    refused = _tearline(c, c.releaser, secret, label=higher)
+    assert refused.status_code == 422 and "may not exceed" in refused.json()["detail"]
+    same = _tearline(c, c.releaser, secret, label=label("USA"))
+    assert same.status_code == 422 and "another label" in same.json()["detail"]
+    made = _tearline(c, c.releaser, secret, title="Sanitised assessment", label=lower)
+    assert made.status_code == 201, made.text
+    tearline = made.json()["id"]
+    # On KOR's node: the tearline, without a link to a report KOR may not hold.
+    report = arrives(c.kor, c.kor_user, tearline)
+    assert report["label"]["banner"] == "NATO RESTRICTED // REL TO NATO, KOR"
+    assert report["tearline_of"] is None
+    assert secret not in stored_ids(c.kor)
+    # On the NATO node, USA sees both ends of the link; GBR only the tearline.
+    auth = {"Authorization": f"Bearer {c.usa}"}
+    original = httpx.get(f"{c.nato.url}/api/v1/reports/{secret}", headers=auth).json()
+    assert original["tearlines"] == [tearline]
+    linked = httpx.get(f"{c.nato.url}/api/v1/reports/{tearline}", headers=auth).json()
+    assert linked["tearline_of"] == {"id": secret, "version": 1}
+    as_gbr = held(c.nato, c.gbr, tearline)
+    assert as_gbr is not None and as_gbr["tearline_of"] is None
+    # A tearline of a report KOR may hold carries its link there.
+    shared = c.post(c.usa, title="Shared assessment", label=label("NATO", "KOR"))
+    wider = label("NATO", "KOR", "JPN", classification="NATO RESTRICTED")
+    made = _tearline(c, c.releaser, shared, title="For Japan too", label=wider)
+    assert made.status_code == 201, made.text
+    report = arrives(c.kor, c.kor_user, made.json()["id"])
+    assert report["tearline_of"] == {"id": shared, "version": 1}
+    on_jpn = arrives(c.jpn, c.jpn_user, made.json()["id"])
+    assert on_jpn["tearline_of"] is None
 
 
 def test_audit_chains_stay_whole_on_every_node(coalition: Coalition) -> None:

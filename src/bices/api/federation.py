@@ -36,7 +36,35 @@ def describe_node(node: NodeDep) -> dict[str, Any]:
     return node.federation.describe()
 
 
-@router.post("/federation/v1/inbox")
+BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "batch": {"type": "string", "description": "the sender's id of the batch"},
+        "items": {
+            "type": "array",
+            "maxItems": MAX_ITEMS,
+            "items": {"type": "object", "description": "a report version, as signed by its "
+                      "originator, with `author`, `stored_at`, `signature` and `blobs`"},
+        },
+    },
+}  # fmt: skip
+SIGNED_BY_A_PEER = [
+    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+    for name in ("bices-node", "bices-to", "bices-date", "bices-signature")
+]
+
+
+@router.post(
+    "/federation/v1/inbox",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": BATCH_SCHEMA}},
+        },
+        "parameters": SIGNED_BY_A_PEER,
+    },
+)
 async def receive_batch(request: Request, node: NodeDep) -> Response:
     """A peer's signed batch of items: each is checked again and stored or refused."""
     body = await request.body()
@@ -47,7 +75,7 @@ async def receive_batch(request: Request, node: NodeDep) -> Response:
     return _signed(node, request, outcome.to_json())
 
 
-@router.get("/federation/v1/changes")
+@router.get("/federation/v1/changes", openapi_extra={"parameters": SIGNED_BY_A_PEER})
 async def changes(
     request: Request,
     node: NodeDep,

@@ -120,7 +120,19 @@ def search(
 @router.get("/reports/{report_id}", response_model=ReportOut)
 def get_report(report_id: str, viewer: CurrentViewer, node: NodeDep) -> dict[str, Any]:
     """The current version; a report the caller may not see answers 404 like a missing one."""
-    return _out(node.reader.get(viewer, report_id))
+    report = node.reader.get(viewer, report_id)
+    return {**_out(report), **node.reader.tearline_links(viewer, report_id)}
+
+
+@router.post("/reports/{report_id}/tearline", status_code=201, response_model=Created)
+def release_tearline(
+    report_id: str, draft: ReportDraft, viewer: CurrentViewer, node: NodeDep
+) -> dict[str, Any]:
+    """A releasing officer of the originator sanitises a report into a new one under a
+    lower label (no higher classification, another releasability): it is linked to the
+    original and shared where its own label allows."""
+    stored = node.collector.tearline(viewer, report_id, draft)
+    return {"id": stored.id, "version": stored.version}
 
 
 @router.get("/reports/{report_id}/versions", response_model=list[ReportOut])

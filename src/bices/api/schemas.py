@@ -37,6 +37,11 @@ class LocationOut(BaseModel):
     name: str | None = None
 
 
+class VersionRef(BaseModel):
+    id: str
+    version: int
+
+
 class ReportOut(BaseModel):
     id: str
     version: int
@@ -54,6 +59,15 @@ class ReportOut(BaseModel):
     author: str
     stored_at: str
     signature: str
+    tearline_of: VersionRef | None = Field(
+        default=None,
+        description="(single report only) the report this tearline was sanitised from, "
+        "if the caller may see it",
+    )
+    tearlines: list[str] = Field(
+        default_factory=list,
+        description="(single report only) tearlines made from this report that the caller may see",
+    )
 
 
 class Created(BaseModel):

@@ -18,6 +18,7 @@ import random
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -83,6 +84,23 @@ def sent_events(
             detail["reason"] = reason
         drafts.append(AuditDraft(f"peer:{peer.name}", None, action, v.id, v.label_id, detail))
     return drafts
+
+
+def wire_items(store: Store, peer: Peer, versions: list[ReportVersion]) -> list[dict[str, Any]]:
+    """Versions due to `peer` as items: with their attachments' bytes, and, for a
+    tearline, the report it was made from if that report may go to the peer too."""
+    blobs = store.reports.blob_bytes([a.sha256 for v in versions for a in v.attachments])
+    directory = store.coalition.directory()
+    items = []
+    for v in versions:
+        item = item_of(v, {a.sha256: blobs[a.sha256] for a in v.attachments if a.sha256 in blobs})
+        source = store.tearlines.source_of(v.id)
+        if source is not None:
+            original = store.reports.current_unfiltered(source[0])
+            if original is not None and may_receive(peer.members, original.label, directory):
+                item["tearline_of"] = {"id": source[0], "version": source[1]}
+        items.append(item)
+    return items
 
 
 class PeerLink:
@@ -186,11 +204,7 @@ class PeerLink:
 
     def post(self, peer: Peer, versions: list[ReportVersion]) -> list[dict[str, object]]:
         """Send one signed batch; the items the peer refused (with reasons)."""
-        blobs = self.store.reports.blob_bytes([a.sha256 for v in versions for a in v.attachments])
-        items = [
-            item_of(v, {a.sha256: blobs[a.sha256] for a in v.attachments if a.sha256 in blobs})
-            for v in versions
-        ]
+        items = wire_items(self.store, peer, versions)
         body = json.dumps({"batch": str(uuid.uuid4()), "items": items}).encode()
         return post_signed(self._client, self.key, peer, INBOX, body)["rejected"]
 

@@ -32,14 +32,13 @@ from bices.domain.members import Member, MemberKind, MemberStatus
 from bices.domain.peers import Peer, PeerStatus, check_peer_name, fingerprint, same_key
 from bices.domain.signing import canonical
 from bices.domain.users import Role, Viewer
-from bices.federation.forward import next_batch
+from bices.federation.forward import next_batch, wire_items
 from bices.federation.receive import Outcome, Receiver
 from bices.federation.wire import (
     MAX_ITEMS,
     NODE,
     SIGNATURE,
     NodeKey,
-    item_of,
     request_problem,
     response_verifies,
     signature_verifies,
@@ -203,14 +202,16 @@ class Federation:
         """The active peer that signed this request, or a refusal naming why (audited)."""
         claimed = headers.get(NODE, "")
         peer = self.store.peers.by_fingerprint(claimed) if claimed else None
+        # Requests that do not prove a peer's key go to the log only, so that no one
+        # without a node key can grow the audit chain.
         if peer is None:
-            self._refused_request(claimed or "?", "the node key is not a registered peer")
+            log.warning("refused a request from node %s: not a registered peer", claimed or "?")
             raise Unauthenticated(f"node {claimed or '(no ' + NODE + ' header)'} is not a peer")
         problem = request_problem(
             peer.node_key, method, target, headers, body, self.key.fingerprint
         )
         if problem is not None:
-            self._refused_request(peer.name, problem)
+            log.warning("refused a request claiming to come from peer %s: %s", peer.name, problem)
             raise Unauthenticated(problem)
         if peer.status is not PeerStatus.ACTIVE:
             self._refused_request(peer.name, "the peer is suspended")
@@ -218,7 +219,7 @@ class Federation:
         return peer
 
     def _refused_request(self, who: str, reason: str) -> None:
-        log.warning("refused a request from node %s: %s", who, reason)
+        log.warning("refused a request of peer %s: %s", who, reason)
         self.store.audit.append(
             [
                 AuditDraft(
@@ -260,11 +261,7 @@ class Federation:
         if batch is None:
             return {"items": [], "next": self._sealer.seal(PULL_CURSOR, position), "more": False}
         versions = batch.versions
-        blobs = self.store.reports.blob_bytes([a.sha256 for v in versions for a in v.attachments])
-        items = [
-            item_of(v, {a.sha256: blobs[a.sha256] for a in v.attachments if a.sha256 in blobs})
-            for v in versions
-        ]
+        items = wire_items(self.store, peer, versions)
         self.store.audit.append(
             [
                 AuditDraft(

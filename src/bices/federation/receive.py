@@ -139,7 +139,10 @@ class Receiver:
             target=version.id,
             detail={"version": version.version, "peer": peer.name},
         )
-        return ReportWrite(version, blobs, audit, received=True)
+        tearline_of = (
+            None if wire.tearline_of is None else (wire.tearline_of.id, wire.tearline_of.version)
+        )
+        return ReportWrite(version, blobs, audit, received=True, tearline_of=tearline_of)
 
     def _store(self, writes: list[ReportWrite], outcome: Outcome) -> list[ReportVersion]:
         """One transaction; if another delivery stored some of them meanwhile, item by item."""

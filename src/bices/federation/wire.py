@@ -134,6 +134,14 @@ class AttachmentWire(BaseModel):
     size: int = Field(ge=0)
 
 
+class TearlineWire(BaseModel):
+    """The report a tearline was made from (sent only where that report may go too)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    version: int = Field(ge=1)
+
+
 class ItemWire(BaseModel):
     """A report version as it crosses: its signed content, its signature, and the bytes of
     its attachments (base64, by sha256)."""
@@ -155,6 +163,7 @@ class ItemWire(BaseModel):
     stored_at: str
     signature: str = Field(max_length=200)
     blobs: dict[str, str] = Field(default_factory=dict)
+    tearline_of: TearlineWire | None = None
 
 
 def item_of(version: ReportVersion, blobs: Mapping[str, bytes]) -> dict[str, Any]:
@@ -171,7 +180,7 @@ def item_of(version: ReportVersion, blobs: Mapping[str, bytes]) -> dict[str, Any
 
 def signed_part(item: Mapping[str, Any]) -> dict[str, Any]:
     """What of an item its originator signed."""
-    unsigned = {"author", "stored_at", "signature", "blobs"}
+    unsigned = {"author", "stored_at", "signature", "blobs", "tearline_of"}
     return {key: value for key, value in item.items() if key not in unsigned}
 
 

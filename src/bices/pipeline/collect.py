@@ -28,7 +28,7 @@ from bices.domain.errors import (
 from bices.domain.labels import Label
 from bices.domain.reports import Attachment, LabelDraft, ReportDraft, ReportVersion
 from bices.domain.signing import load_private, load_public, sign, verifies
-from bices.domain.users import Viewer
+from bices.domain.users import Role, Viewer
 from bices.policy import check_may_create
 from bices.store.base import ReportWrite, Store
 
@@ -112,6 +112,42 @@ class Collector:
         version = current.version + 1
         write = self._prepare(viewer, draft, label, report_id, version, datetime.now(UTC))
         return self._store([write])[0]
+
+    def tearline(self, viewer: Viewer, report_id: str, draft: ReportDraft) -> ReportVersion:
+        """A sanitised report made from the current version of `report_id` by a releasing
+        officer of its originator, under a label no higher than the original's and not the
+        same: a new report, linked to the original, that goes where its own label allows."""
+        if not viewer.has(Role.RELEASER):
+            raise Forbidden("making a tearline needs the releaser role")
+        original = self.store.reports.current(viewer, report_id)
+        if original is None:
+            raise NotFound(f"report {report_id} not found")
+        if original.label.originator != viewer.member:
+            raise Forbidden(
+                f"report {report_id} originates from {original.label.originator}; only its "
+                "originator may release a tearline of it"
+            )
+        label = self._labeller(viewer)(draft.label)
+        if label.classification > original.label.classification:
+            raise InvalidInput(
+                f"a tearline's classification ({label.classification.marking}) may not exceed "
+                f"the original's ({original.label.classification.marking})"
+            )
+        if label == original.label:
+            raise InvalidInput("a tearline carries another label than the original's")
+        if draft.id is not None and self.store.reports.signatures(draft.id):
+            raise Conflict(f"report id {draft.id} is already taken")
+        report = self._prepare(
+            viewer, draft, label, draft.id or str(uuid.uuid4()), 1, datetime.now(UTC)
+        )
+        assert report.audit is not None
+        report.audit = replace(
+            report.audit,
+            action="report.tearline",
+            detail={"version": 1, "source": report_id, "source_version": original.version},
+        )
+        report.tearline_of = (report_id, original.version)
+        return self._store([report])[0]
 
     def _labeller(self, viewer: Viewer) -> Callable[[LabelDraft], Label]:
         """Bind and check labels for one request: each distinct label once, one directory."""

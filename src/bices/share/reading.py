@@ -46,6 +46,21 @@ class Reader:
         self._read(viewer, [found], "get")
         return found
 
+    def tearline_links(self, viewer: Viewer, report_id: str) -> dict[str, Any]:
+        """The report a tearline was made from, and the tearlines made from a report, each
+        only if the viewer may see it (so a tearline never names a report hidden from its
+        reader)."""
+        source = self.store.tearlines.source_of(report_id)
+        shown = None
+        if source is not None and self.store.reports.version(viewer, *source) is not None:
+            shown = {"id": source[0], "version": source[1]}
+        made = [
+            tid
+            for tid in self.store.tearlines.made_from(report_id)
+            if self.store.reports.current(viewer, tid) is not None
+        ]
+        return {"tearline_of": shown, "tearlines": made}
+
     def versions(self, viewer: Viewer, report_id: str) -> list[ReportVersion]:
         found = self.store.reports.versions(viewer, report_id)
         if not found:

@@ -127,6 +127,7 @@ class ReportWrite:
     blobs: list[bytes] = field(default_factory=list)
     audit: AuditDraft | None = None
     received: bool = False  # from a peer node: earlier versions may never have been due here
+    tearline_of: tuple[str, int] | None = None  # the report and version this one sanitises
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +438,14 @@ class Peers(Protocol):
     def served(self) -> list[str]: ...
 
 
+class Tearlines(Protocol):
+    """Links of tearlines to the reports they sanitise (system use: readers apply the rule
+    to both ends)."""
+
+    def source_of(self, report_id: str) -> tuple[str, int] | None: ...
+    def made_from(self, source_id: str) -> list[str]: ...
+
+
 class Store(Protocol):
     @property
     def coalition(self) -> Coalition: ...
@@ -464,6 +473,9 @@ class Store(Protocol):
 
     @property
     def peers(self) -> Peers: ...
+
+    @property
+    def tearlines(self) -> Tearlines: ...
 
     @property
     def node_key(self) -> bytes:

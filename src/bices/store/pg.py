@@ -20,6 +20,7 @@ from bices.store.pg_requirements import PgRequirements
 from bices.store.pg_rfis import PgRfis
 from bices.store.pg_schema import require_latest, upgrade
 from bices.store.pg_taxii import POSTGRES, PgTaxii
+from bices.store.tearlines import SqlTearlines
 
 
 class PostgresStore:
@@ -45,6 +46,7 @@ class PostgresStore:
             self.rfis = PgRfis(self.db, self.reports)
             self.taxii = PgTaxii(self.db, self.reports)
             self.peers = SqlPeers(self.db.write, self.db.read, POSTGRES, append_audit)
+            self.tearlines = SqlTearlines(self.db.read, POSTGRES)
             self.node_key = node_secret(self.db, "node-key", os.urandom(32))
         except BaseException:
             self.db.close()

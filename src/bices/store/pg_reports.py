@@ -174,6 +174,10 @@ class PgReports(ReportReads[Connection]):
                 "INSERT INTO blobs VALUES (%s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
                 ready.blobs,
             )
+            cur.executemany(
+                "INSERT INTO tearlines VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                ready.links,
+            )
         append_audit(conn, ready.audits)
         return ready.versions
 

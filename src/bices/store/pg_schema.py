@@ -35,6 +35,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "pg_exploits", "pg_requirements", "pg_rfis", "pg_taxii",
     )),
     Migration(2, "federation: peer nodes", ("peers",)),
+    Migration(3, "tearlines", ("tearlines",)),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version

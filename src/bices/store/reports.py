@@ -10,7 +10,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -114,11 +114,13 @@ def check_versions(writes: Sequence[ReportWrite], current: dict[str, int]) -> se
 @dataclass(frozen=True, slots=True)
 class Numbered:
     """Writes made ready to store: versions with their seqs and label ids, the attachment
-    blobs as (sha256, size, bytes), and the audit drafts with their label ids."""
+    blobs as (sha256, size, bytes), the audit drafts with their label ids, and the
+    tearline links as rows of `tearlines`."""
 
     versions: list[ReportVersion]
     blobs: list[tuple[str, int, bytes]]
     audits: list[AuditDraft]
+    links: list[tuple[str, str, int, str, str]] = field(default_factory=list)
 
 
 def number(
@@ -129,6 +131,7 @@ def number(
     versions: list[ReportVersion] = []
     blobs: list[tuple[str, int, bytes]] = []
     audits: list[AuditDraft] = []
+    links: list[tuple[str, str, int, str, str]] = []
     for seq, write in enumerate(writes, start=first_seq):
         v = write.version
         label_id = label_ids.get(v.label)
@@ -138,7 +141,10 @@ def number(
         blobs.extend((hashlib.sha256(d).hexdigest(), len(d), d) for d in write.blobs)
         if write.audit is not None:
             audits.append(replace(write.audit, label_id=label_id))
-    return Numbered(versions, blobs, audits)
+        if write.tearline_of is not None:
+            source_id, source_version = write.tearline_of
+            links.append((v.id, source_id, source_version, v.author, iso(v.stored_at)))
+    return Numbered(versions, blobs, audits, links)
 
 
 def version_of_row(row: RowLike, labels: LabelIndex) -> ReportVersion:

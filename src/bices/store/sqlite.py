@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from bices.domain.cursors import Sealer
-from bices.store import peers
+from bices.store import peers, tearlines
 from bices.store.sqlite_audit import SqliteAuditLog, append_audit
 from bices.store.sqlite_coalition import SqliteCoalition
 from bices.store.sqlite_db import AUDIT_SCHEMA, Database
@@ -45,7 +45,11 @@ class SqliteStore:
         self.rfis = SqliteRfis(self.db, self.reports)
         self.taxii = SqliteTaxii(self.db, self.reports)
         with self.db.write() as conn:
-            conn.execute(peers.SCHEMA)
+            for schema in (peers.SCHEMA, tearlines.SCHEMA):
+                for statement in schema.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        self.tearlines = tearlines.SqlTearlines(lambda: nullcontext(self.db.reader()), SQLITE)
         self.peers = peers.SqlPeers(
             self.db.write, lambda: nullcontext(self.db.reader()), SQLITE, append_audit
         )

@@ -111,6 +111,7 @@ class SqliteReports(ReportReads[sqlite3.Connection]):
                 _supersede(conn, v.id, v.version, v.seq)
         _insert(conn, ready.versions, new_ids)
         conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)", ready.blobs)
+        conn.executemany("INSERT OR IGNORE INTO tearlines VALUES (?, ?, ?, ?, ?)", ready.links)
         append_audit(conn, ready.audits)
         return ready.versions
 
