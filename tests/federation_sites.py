@@ -30,11 +30,15 @@ class Site:
         name: str,
         serves: dict[str, list[str]],
         port: int,
+        netns: str | None = None,
+        host: str = "127.0.0.1",
         **settings: Any,
     ) -> None:
         self.name = name
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.netns = netns  # a network namespace to serve in (made by the caller)
+        self.host = host
+        self.url = f"http://{host}:{port}"
         self.log = root / f"{name}.log"
         self.node = Node.open(Settings(data=root / name, node_name=name, **settings))
         for code, communities in serves.items():
@@ -54,15 +58,24 @@ class Site:
     def user(self, member: str, name: str, roles: tuple[str, ...] = ("analyst",)) -> str:
         return self.node.coalition.add_user(member, name, "COSMIC TOP SECRET", (), roles)[1]
 
+    def command(self, *args: str) -> list[str]:
+        """A `bices` command line for this node, inside its namespace if it has one."""
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return [*inside, sys.executable, "-m", "bices", *args]
+
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bices", "serve", "--port", str(self.port)],
+                self.command("serve", "--host", self.host, "--port", str(self.port)),
                 env=self.env(), stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_until(self._healthy, 30, f"{self.name} to start")
 
     def _healthy(self) -> bool:
+        if self.netns:  # this process cannot reach into the namespace: ask from inside
+            probe = f"import httpx; httpx.get('{self.url}/healthz', timeout=1).raise_for_status()"
+            inside = ["ip", "netns", "exec", self.netns, sys.executable, "-c", probe]
+            return subprocess.run(inside, capture_output=True).returncode == 0
         try:
             return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx.TransportError:

@@ -10,6 +10,7 @@ will; the tests also read the sender's position for that peer."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -486,6 +487,16 @@ def test_peer_administration_over_the_api(tmp_path: Path) -> None:
         assert added.json()["members"] == ["KOR"] and added.json()["fingerprint"] == fingerprint
         assert post(body).status_code == 409
         auth = {"Authorization": f"Bearer {operator}"}
+        # Operators see where delivery stands in /metrics and `bices status`.
+        metrics = httpx.get(f"{one.url}/metrics", headers=auth).text
+        assert 'bices_peer_active{peer="two"} 1.0' in metrics
+        assert 'bices_peer_failures{peer="two"} 0.0' in metrics
+        status = subprocess.run(
+            one.command("--data", str(one.node.settings.data), "status", "--json"),
+            capture_output=True, check=True, env=one.env(),
+        )  # fmt: skip
+        peers = json.loads(status.stdout)["peers"]
+        assert peers["two"]["status"] == "active" and peers["two"]["failures"] == 0
         suspended = httpx.post(f"{api}/two/suspend", headers=auth)
         assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
         assert httpx.delete(f"{api}/two", headers=auth).status_code == 204

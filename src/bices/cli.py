@@ -351,15 +351,26 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
             **({} if (queued := node.work_queue_depth()) is None else {"work_queue": queued}),
             "stream_subscribers": streams,
             "server_processes": processes,
-        }
+            "peers": {
+                peer.name: {"status": peer.status.value, "behind": events,
+                            "failures": peer.failures, "last_error": peer.last_error}
+                for peer, events in node.federation.behind()
+            },
+        }  # fmt: skip
     if as_json:
         print(json.dumps(found))
         return
     table = Table(show_header=False, box=None)
+    peers = found.pop("peers")
     for name, value in found.items():
         table.add_row(
             name.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value)
         )
+    assert isinstance(peers, dict)
+    for name, peer in peers.items():
+        error = f", last error: {peer['last_error']}" if peer["last_error"] else ""
+        table.add_row(f"peer {name}", f"{peer['status']}, {peer['behind']:,} events behind, "
+                      f"{peer['failures']} failures{error}")  # fmt: skip
     out.print(table)
 
 

@@ -75,6 +75,24 @@ class NodeFigures(Collector):
                                 value=streams)  # fmt: skip
         yield GaugeMetricFamily("bices_node_server_processes",
                                 "server processes heard from lately", value=processes)  # fmt: skip
+        behind = GaugeMetricFamily(
+            "bices_peer_behind_events",
+            "outbox events that delivery to the peer has not passed yet",
+            labels=["peer"],
+        )
+        failures = GaugeMetricFamily(
+            "bices_peer_failures",
+            "deliveries to the peer failed since its last success",
+            labels=["peer"],
+        )
+        active = GaugeMetricFamily(
+            "bices_peer_active", "1 if delivery to the peer is on", labels=["peer"]
+        )
+        for peer, events in self.node.federation.behind():
+            behind.add_metric([peer.name], events)
+            failures.add_metric([peer.name], peer.failures)
+            active.add_metric([peer.name], 1 if peer.status.value == "active" else 0)
+        yield from (behind, failures, active)
         hub: StreamHub | None = getattr(self.app.state, "hub", None)
         if hub is not None:
             yield GaugeMetricFamily("bices_stream_subscribers", "open streams on this process",

@@ -175,6 +175,12 @@ class Federation:
         _require_operator(viewer)
         return self.store.peers.all()
 
+    def behind(self) -> list[tuple[Peer, int]]:
+        """Each peer with the outbox events stored here that its delivery has not passed
+        yet (operator figures: they count items of every label)."""
+        head = self.store.outbox.head()
+        return [(peer, max(0, head - peer.sent_seq)) for peer in self.store.peers.all()]
+
     def peer(self, name: str, viewer: Viewer | None = None) -> Peer:
         _require_operator(viewer)
         found = self.store.peers.get(check_peer_name(name))
