@@ -26,6 +26,7 @@ from bices.api import (
     users,
 )
 from bices.api.limits import BodyLimit, NoNul, refuse_nul
+from bices.console import install as install_console
 from bices.federation.forward import Forwarder
 from bices.node import Node
 from bices.pipeline.exploit import ExploitWorker
@@ -121,6 +122,7 @@ def create_app(
 
     app.include_router(operations.router)
     operations.install(app, node)
+    install_console(app)
     app.add_middleware(NoNul)
     app.add_middleware(BodyLimit, max_bytes=node.settings.max_body_bytes)
 
