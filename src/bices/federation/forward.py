@@ -58,14 +58,15 @@ def next_batch(store: Store, peer: Peer, limit: int) -> Batch | None:
     served = set(store.peers.served())
     due: list[ReportVersion] = []
     upto = peer.sent_seq
-    for version in store.reports.by_seq([e.seq for e in events]):
-        if len(due) == limit:
-            break
-        upto = version.seq
-        if version.label.originator in served and may_receive(
-            peer.members, version.label, directory
-        ):
-            due.append(version)
+    for first in range(0, len(events), limit):  # read only as many versions as are needed
+        for version in store.reports.by_seq([e.seq for e in events[first : first + limit]]):
+            if len(due) == limit:
+                return Batch(peer.sent_seq, upto, due)
+            upto = version.seq
+            if version.label.originator in served and may_receive(
+                peer.members, version.label, directory
+            ):
+                due.append(version)
     return Batch(peer.sent_seq, upto, due)
 
 
