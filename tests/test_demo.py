@@ -250,6 +250,10 @@ def test_bices_demo_serves(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert httpx.get(f"{base}/openapi.json", timeout=10).status_code == 200
         assert httpx.get(f"{base}/api/v1/reports", timeout=10).status_code == 401
+        # The console the demo points browsers at is served.
+        assert f"{base}/console/" in stdout
+        console = httpx.get(f"{base}/console/", timeout=10)
+        assert console.status_code == 200 and "<html" in console.text.lower()
     finally:
         proc.terminate()
         try:

@@ -192,6 +192,8 @@ def demo(
         for u in users:
             print(f"  {u.name:<14} {u.member:<4} {u.clearance:<18} {u.token}")
         first = users[1]
+        out.print(f"[bold]analyst console:[/bold] open {base}/console/ in a browser and sign "
+                  "in with one of the tokens above")  # fmt: skip
         out.print(f"API: {base}/api/v1   OpenAPI: {base}/openapi.json   docs: {base}/docs")
         out.print(
             f'try: curl -H "Authorization: Bearer {first.token}" "{base}/api/v1/search?q=NATO"'
