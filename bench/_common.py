@@ -383,9 +383,10 @@ def served(
 
 
 @contextmanager
-def pg_schema(base_url: str = PG_URL) -> Iterator[str]:
+def pg_schema(base_url: str = PG_URL, keep: bool = False) -> Iterator[str]:
     """A new, empty schema of the database for one node; yields the node's URL for it and
-    drops the schema afterwards. The store's extensions live in `public`, as in the tests."""
+    drops the schema afterwards (unless `keep`). The store's extensions live in `public`, as
+    in the tests."""
     import psycopg
 
     schema = f"bench_{uuid.uuid4().hex[:12]}"
@@ -394,11 +395,15 @@ def pg_schema(base_url: str = PG_URL) -> Iterator[str]:
             conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public")
         conn.execute(f"CREATE SCHEMA {schema}")
     joiner = "&" if "?" in base_url else "?"
+    url = f"{base_url}{joiner}options=-csearch_path%3D{schema}%2Cpublic"
     try:
-        yield f"{base_url}{joiner}options=-csearch_path%3D{schema}%2Cpublic"
+        yield url
     finally:
-        with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if keep:
+            print(f"schema kept: {url}")
+        else:
+            with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def schema_bytes(url: str) -> int:

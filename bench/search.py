@@ -298,7 +298,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite",
                         help="postgres: a fresh schema of --database-url")  # fmt: skip
     parser.add_argument("--database-url", default=PG_URL)
-    parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the data folder (and the PostgreSQL schema)")  # fmt: skip
     parser.add_argument("--no-record", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
     exit_on_sigterm()
@@ -310,9 +311,9 @@ def main() -> None:
         with contextlib.ExitStack() as made:
             env: dict[str, str] = {}
             if args.backend == "postgres":
-                if args.keep:
-                    raise SystemExit("--keep keeps a data folder, not a PostgreSQL schema")
-                env["BICES_DATABASE_URL"] = made.enter_context(pg_schema(args.database_url))
+                env["BICES_DATABASE_URL"] = made.enter_context(
+                    pg_schema(args.database_url, keep=args.keep)
+                )
             fill_and_measure(data, env, sizes, args)
     finally:
         if args.keep:

@@ -15,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bices.api import create_app
+from bices.domain.reports import ReportDraft
 from bices.node import Node
 from bices.store import pg_reports, pg_search
+from bices.store.base import ReportFilter
 from bices.store.pg import PostgresStore
 from bices.store.query import parse
 from tests.conftest import Coalition, auth, make_node, report_json
@@ -159,3 +161,52 @@ def test_asking_the_index_for_the_visible_labels_gives_the_same_answer(
     assert [r["id"] for r in spelled["items"]] == [r["id"] for r in unspelled["items"]]
     for q in ("#1", "#2", "'#1'", "1", "2"):
         assert answer(q)["total"] == 0, q
+
+
+def test_a_frequent_word_is_answered_from_the_newest_windows_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the rank limit, the newest matches found through the recency lexemes alone are
+    the newest of all matches: the same answer as reading every match."""
+    node = make_node(tmp_path / "node", "postgres", search_rank_limit=3)
+    try:
+        coalition = Coalition(node)
+        usa = coalition.user("USA")
+        viewer = node.coalition.authenticate(usa)
+        writer = node.coalition.viewer_of(viewer.name)
+        store = pg_store(node)
+        placed: list[str] = []
+        for bucket in (1, 3, 4):  # reports in three recency lexemes, with gaps between
+            with store.db.write() as conn:  # move the store's seqs on, as other items would
+                conn.execute(
+                    "INSERT INTO events (seq, kind, report_id, version, label_id, at) "
+                    "VALUES (%s, 'rfi', 'padding', 1, 1, '2024-01-01T00:00:00Z')",
+                    (bucket << pg_search.RECENCY_BITS,),
+                )
+            for n in range(3):
+                draft = ReportDraft.model_validate(
+                    report_json(title=f"Convoy sighting {bucket}-{n}", body="convoy moving")
+                )
+                placed.append(node.collector.submit(writer, [draft])[0].id)
+        with store.db.read() as conn:
+            conn.execute("ANALYZE current_reports")
+        where = ReportFilter()
+        asked: list[str] = []
+        hits = pg_search._hits
+
+        def spy(conn: Any, matching: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(matching)
+            return hits(conn, matching, *args, **kwargs)
+
+        monkeypatch.setattr(pg_search, "_hits", spy)
+        windowed = node.store.reports.search(viewer, "convoy", where, None, 10)
+        # One query, of the two newest recency lexemes, answered it.
+        assert len(asked) == 1 and "('@3' | '@4')" in asked[0]
+        monkeypatch.setattr(pg_search, "NEWEST_SPANS", ())
+        everything = node.store.reports.search(viewer, "convoy", where, None, 10)
+        assert not windowed.exact and not everything.exact
+        assert [v.id for v in windowed.items] == [v.id for v in everything.items]
+        assert [v.id for v in windowed.items] == placed[::-1][:3]
+        assert (windowed.total, windowed.facets) == (everything.total, everything.facets)
+    finally:
+        node.close()

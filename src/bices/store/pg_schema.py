@@ -36,6 +36,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
     Migration(2, "federation: peer nodes", ("peers",)),
     Migration(3, "tearlines", ("tearlines",)),
+    Migration(4, "search: recency lexemes", ("pg_recency",)),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version
