@@ -28,7 +28,7 @@ from bices.domain.members import MemberStatus
 from bices.domain.peers import PeerStatus
 from bices.domain.reports import Reliability, ReportType, ReportVersion, Source
 from bices.domain.signing import load_private, sign
-from bices.federation.wire import NodeKey, item_of
+from bices.federation.wire import NodeKey, item_of, signed_part
 from bices.share.reading import verify_version
 from tests.conftest import (
     NATS_URL,
@@ -270,6 +270,13 @@ def _usa_item(c: Coalition, title: str, releasable_to: list[str]) -> dict[str, A
     return item_of(replace(version, signature=signature), {})
 
 
+def _resigned(c: Coalition, item: dict[str, Any]) -> dict[str, Any]:
+    """The item signed again with USA's key over its content as it now stands."""
+    raw_key = c.nato.node.store.coalition.signing_key("USA")
+    assert raw_key is not None
+    return {**item, "signature": sign(load_private(raw_key), signed_part(item))}
+
+
 def test_a_compromised_peer_cannot_push_what_the_receiver_may_not_hold(
     coalition: Coalition,
 ) -> None:
@@ -280,7 +287,18 @@ def test_a_compromised_peer_cannot_push_what_the_receiver_may_not_hold(
     unknown_peer_speaks_for_kor = _usa_item(c, "Claims to be Korean", ["NATO", "KOR"])
     unknown_peer_speaks_for_kor["label"]["originator"] = "KOR"
     good = _usa_item(c, "Releasable and intact", ["NATO", "KOR"])
-    response = _rogue_post(c, [not_releasable, tampered, unknown_peer_speaks_for_kor, good])
+    # A version "2" of a report KOR's own analyst wrote, signed by USA.
+    korean = httpx.post(
+        f"{c.kor.url}/api/v1/reports",
+        json=report_json(label=label("KOR")),
+        headers={"Authorization": f"Bearer {c.kor_user}"},
+        timeout=10,
+    )
+    assert korean.status_code == 201, korean.text
+    hijack = _usa_item(c, "Rewritten by another member", ["NATO", "KOR"])
+    hijack["id"], hijack["version"] = korean.json()["id"], 2
+    hijack = _resigned(c, hijack)
+    response = _rogue_post(c, [not_releasable, tampered, unknown_peer_speaks_for_kor, good, hijack])
     assert response.status_code == 200, response.text
     outcome = response.json()
     reasons = {r["id"]: r["reason"] for r in outcome["rejected"]}
@@ -290,6 +308,9 @@ def test_a_compromised_peer_cannot_push_what_the_receiver_may_not_hold(
     assert reasons[tampered["id"]] == "the signature of originator USA does not verify"
     assert reasons[unknown_peer_speaks_for_kor["id"]] == (
         "originator KOR is served by this node, not by the peer"
+    )
+    assert reasons[hijack["id"]] == (
+        f"report {hijack['id']} is held here as KOR's; USA cannot issue versions of it"
     )
     assert outcome["accepted"] == [{"id": good["id"], "version": 1}]
     for refused in (not_releasable, tampered, unknown_peer_speaks_for_kor):

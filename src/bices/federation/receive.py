@@ -120,6 +120,13 @@ class Receiver:
                 f"serves ({', '.join(sorted(served)) or 'none'})"
             )
         stored = self.store.reports.signatures(version.id)
+        if stored:
+            held = self.store.reports.current_unfiltered(version.id)
+            if held is not None and held.label.originator != originator:
+                raise _Refused(
+                    f"report {version.id} is held here as {held.label.originator}'s; "
+                    f"{originator} cannot issue versions of it"
+                )
         if version.version in stored:
             if stored[version.version] != version.signature:
                 raise _Refused(
