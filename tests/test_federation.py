@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -473,6 +473,61 @@ def test_a_tearline_goes_where_its_own_label_allows(coalition: Coalition) -> Non
     assert report["tearline_of"] == {"id": shared, "version": 1}
     on_jpn = arrives(c.jpn, c.jpn_user, made.json()["id"])
     assert on_jpn["tearline_of"] is None
+
+
+def _rfi_call(site: Site, token: str, path: str, body: Any = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is None:
+        return httpx.get(f"{site.url}/api/v1/rfis{path}", headers=headers, timeout=30)
+    return httpx.post(f"{site.url}/api/v1/rfis{path}", json=body, headers=headers, timeout=30)
+
+
+def _rfi_state(site: Site, token: str, rfi_id: str) -> str | None:
+    response = _rfi_call(site, token, f"/{rfi_id}")
+    return str(response.json()["state"]) if response.status_code == 200 else None
+
+
+def test_an_rfi_asked_on_one_node_is_worked_on_another(coalition: Coalition) -> None:
+    c = coalition
+    deadline = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    asked = _rfi_call(c.nato, c.usa, "", {
+        "question": "Where is the TEL seen near Sinpo now?", "priority": "IMMEDIATE",
+        "deadline": deadline, "addressees": ["KOR"], "label": label("NATO", "KOR"),
+    })  # fmt: skip
+    assert asked.status_code == 201, asked.text
+    rfi_id = asked.json()["id"]
+    # It reaches KOR's node (the boundary rule), and not JPN's.
+    wait_until(lambda: _rfi_state(c.kor, c.kor_user, rfi_id) == "open", 15, "the RFI on kor")
+    marker = c.post(c.usa, title="Marker after the RFI", label=label("NATO", "KOR", "JPN"))
+    arrives(c.jpn, c.jpn_user, marker)
+    assert _rfi_call(c.jpn, c.jpn_user, f"/{rfi_id}").status_code == 404
+    # KOR's analyst accepts it on KOR's node: decided at its home, mirrored back at once.
+    accepted = _rfi_call(c.kor, c.kor_user, f"/{rfi_id}/accept", {})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["state"] == "accepted"
+    at_home = _rfi_call(c.nato, c.usa, f"/{rfi_id}").json()
+    assert at_home["state"] == "accepted"
+    assert at_home["addressees"][0]["accepted_by"] == "kor.analyst@kor"
+    # Refused on KOR's node as at home: only the asker's member closes it.
+    refused = _rfi_call(c.kor, c.kor_user, f"/{rfi_id}/close", {"reason": "done"})
+    assert refused.status_code == 403, refused.text
+    # KOR answers with a new report: stored on KOR's node, sent home with the answer.
+    answer = report_json(type="RFI-RESPONSE", title="TEL moved north of Sinpo",
+                         label=label("NATO", "KOR"))  # fmt: skip
+    answered = _rfi_call(c.kor, c.kor_user, f"/{rfi_id}/answers", {"report": answer})
+    assert answered.status_code == 201, answered.text
+    assert answered.json()["state"] == "answered"
+    home = _rfi_call(c.nato, c.usa, f"/{rfi_id}").json()
+    assert home["state"] == "answered"
+    [listed] = home["answers"]
+    assert listed["member"] == "KOR" and listed["title"] == "TEL moved north of Sinpo"
+    assert held(c.nato, c.usa, listed["report_id"]) is not None
+    # The asker closes it at home; KOR's mirror follows.
+    closed = _rfi_call(c.nato, c.usa, f"/{rfi_id}/close", {"reason": "answered in time"})
+    assert closed.status_code == 200, closed.text
+    wait_until(lambda: _rfi_state(c.kor, c.kor_user, rfi_id) == "closed", 15, "closed on kor")
+    mirror = _rfi_call(c.kor, c.kor_user, f"/{rfi_id}").json()
+    assert [h["action"] for h in mirror["history"]] == ["create", "accept", "answer", "close"]
 
 
 def test_audit_chains_stay_whole_on_every_node(coalition: Coalition) -> None:

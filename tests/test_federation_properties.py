@@ -18,8 +18,9 @@ from bices.domain.labels import Classification, Label
 from bices.domain.members import MemberKind, MemberStatus
 from bices.domain.peers import Peer, PeerStatus
 from bices.domain.reports import LabelDraft, ReportDraft
+from bices.domain.rfis import RfiDraft
 from bices.domain.users import Role, Viewer
-from bices.federation.forward import next_batch, wire_items
+from bices.federation.forward import next_batch, rfi_items, wire_items
 from bices.federation.wire import NodeKey
 from bices.node import Node
 from bices.policy import Directory, may_see
@@ -160,3 +161,37 @@ def test_a_receiver_accepts_exactly_what_its_members_could_see(
     for v in stored:
         held = receiver.store.reports.current_unfiltered(v.id)
         assert (held is not None) == (v.id in expected)
+
+
+@RULES
+@given(
+    asked=st.lists(labels, min_size=1, max_size=4),
+    peer_members=st.lists(st.sampled_from(ELSEWHERE), min_size=1, max_size=2, unique=True),
+    suspended=st.sets(st.sampled_from(ELSEWHERE)),
+)
+def test_a_peer_is_sent_exactly_the_rfis_its_members_could_see(
+    sender: Node,
+    asked: list[tuple[str, list[str], list[str]]],
+    peer_members: list[str],
+    suspended: set[str],
+) -> None:
+    node = sender
+    _set_statuses(node, suspended)
+    peer = Peer(f"r{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public,
+                tuple(peer_members), PeerStatus.ACTIVE, datetime.now(UTC),
+                sent_seq=node.store.outbox.head())  # fmt: skip
+    usa = node.coalition.viewer_of("usa.writer")
+    rfis = []
+    for level, rel, caveats in asked:
+        draft = RfiDraft.model_validate({
+            "question": "Who moved the convoy?", "deadline": "2099-01-01T00:00:00Z",
+            "addressees": ["GBR"], "label": {"classification": level,
+                                             "releasable_to": [*rel, "USA", "GBR"],
+                                             "caveats": caveats},
+        })  # fmt: skip
+        rfis.append(node.rfis.create(usa, draft))
+    batch = next_batch(node.store, peer, limit=1000)
+    assert batch is not None
+    sent = {item["id"] for item in rfi_items(node.store, peer, batch.rfi_ids)}
+    directory = node.store.coalition.directory()
+    assert sent == {r.id for r in rfis if could_see(peer.members, r.label, directory)}

@@ -58,6 +58,10 @@ class Node:
         bus = open_bus(settings)
         reader = Reader(store)
         collector = Collector(store, bus, Limits(settings.max_batch, settings.max_attachment_bytes))
+        rfis = RfiService(store, collector)
+        federation = Federation(store, collector, settings.node_name)
+        rfis.remote = federation.rfi_actions  # what is done to a peer's RFI is done there
+        federation.rfi_actions.service = rfis
         return cls(
             settings=settings,
             store=store,
@@ -67,8 +71,8 @@ class Node:
             reader=reader,
             entities=EntityReader(store, reader),
             requirements=RequirementService(store),
-            rfis=RfiService(store, collector),
-            federation=Federation(store, collector, settings.node_name),
+            rfis=rfis,
+            federation=federation,
         )
 
     def exploitation(self, batch: int = 50) -> Exploitation:

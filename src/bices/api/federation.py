@@ -90,6 +90,29 @@ async def changes(
     return _signed(node, request, page)
 
 
+@router.post(
+    "/federation/v1/rfi-actions",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["rfi_id", "action", "actor", "member"],
+            "properties": {"rfi_id": {"type": "string"}, "action": {"type": "string"},
+                           "actor": {"type": "string"}, "member": {"type": "string"},
+                           "reason": {"type": "string"}, "report": {"type": "object"}},
+        }}}},
+        "parameters": SIGNED_BY_A_PEER,
+    },
+)  # fmt: skip
+async def rfi_action(request: Request, node: NodeDep) -> Response:
+    """A peer's user acts on an RFI asked here (accept, answer, close): decided here, by
+    the same rules as for this node's users; the answer is the RFI's new revision."""
+    body = await request.body()
+    peer = await run_in_threadpool(
+        node.federation.authenticate, "POST", _target(request), request.headers, body
+    )
+    item = await run_in_threadpool(node.federation.rfi_actions.apply, peer, body)
+    return _signed(node, request, item)
+
+
 def _out(peer: Peer) -> dict[str, Any]:
     return peer.to_json()
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bices.domain.audit import AuditDraft
+from bices.domain.labels import Label
 from bices.domain.peers import Peer, PeerStatus
 from bices.domain.reports import ReportVersion
 from bices.federation.wire import SIGNATURE, NodeKey, item_of, response_verifies
@@ -46,28 +47,37 @@ class Batch:
     after: int  # the peer's position before
     upto: int  # its position once acknowledged
     versions: list[ReportVersion]
+    rfi_ids: list[str]  # RFIs changed meanwhile (the rule is applied as their items are made)
 
 
 def next_batch(store: Store, peer: Peer, limit: int) -> Batch | None:
     """The next versions due to `peer` after its position, or None if nothing is stored
     after it; `upto` may pass events that are not due to it."""
-    events = store.outbox.after(peer.sent_seq, SCAN, kinds=["report"])
+    events = store.outbox.after(peer.sent_seq, SCAN, kinds=["report", "rfi"])
     if not events:
         return None
     directory = store.coalition.directory()
     served = set(store.peers.served())
     due: list[ReportVersion] = []
+    rfi_ids: list[str] = []
     upto = peer.sent_seq
     for first in range(0, len(events), limit):  # read only as many versions as are needed
-        for version in store.reports.by_seq([e.seq for e in events[first : first + limit]]):
+        chunk = events[first : first + limit]
+        reports = [e.seq for e in chunk if e.kind == "report"]
+        versions = {v.seq: v for v in store.reports.by_seq(reports)}
+        for event in chunk:
             if len(due) == limit:
-                return Batch(peer.sent_seq, upto, due)
-            upto = version.seq
+                return Batch(peer.sent_seq, upto, due, rfi_ids)
+            upto = event.seq
+            if event.kind == "rfi":
+                rfi_ids.append(event.item_id)
+                continue
+            version = versions[event.seq]
             if version.label.originator in served and may_receive(
                 peer.members, version.label, directory
             ):
                 due.append(version)
-    return Batch(peer.sent_seq, upto, due)
+    return Batch(peer.sent_seq, upto, due, rfi_ids)
 
 
 def sent_events(
@@ -188,9 +198,10 @@ class PeerLink:
         if batch is None:
             return False
         refused: list[dict[str, object]] = []
-        if batch.versions:
-            refused = self.post(peer, batch.versions)
-        audit = sent_events(peer, batch.versions, refused)
+        rfis = rfi_items(self.store, peer, batch.rfi_ids) if batch.rfi_ids else []
+        if batch.versions or rfis:
+            refused = self.post(peer, batch.versions, rfis)
+        audit = sent_events(peer, batch.versions, refused) + rfis_sent(peer, rfis, refused)
         if not self.store.peers.delivered(peer.name, batch.after, batch.upto, audit):
             return True  # another sender moved it: start again from where it stands
         for item in refused:
@@ -203,9 +214,11 @@ class PeerLink:
             )
         return True
 
-    def post(self, peer: Peer, versions: list[ReportVersion]) -> list[dict[str, object]]:
+    def post(
+        self, peer: Peer, versions: list[ReportVersion], rfis: list[dict[str, Any]]
+    ) -> list[dict[str, object]]:
         """Send one signed batch; the items the peer refused (with reasons)."""
-        items = wire_items(self.store, peer, versions)
+        items = wire_items(self.store, peer, versions) + rfis
         body = json.dumps({"batch": str(uuid.uuid4()), "items": items}).encode()
         return post_signed(self._client, self.key, peer, INBOX, body)["rejected"]
 
@@ -229,6 +242,54 @@ def post_signed(
         raise DeliveryFailed("the answer is not signed by the peer's node key")
     answer: dict[str, list[dict[str, object]]] = response.json()
     return answer
+
+
+def post_signed_json(
+    key: NodeKey, peer: Peer, path: str, body: bytes
+) -> tuple[int, dict[str, Any]]:
+    """POST a signed body to a peer: the status and the JSON answer (a 200 must be signed
+    by the peer's node key; an error's message is taken as it comes)."""
+    target = urlsplit(peer.url.rstrip("/") + path).path
+    headers = key.request_headers("POST", target, body, peer.fingerprint)
+    headers["content-type"] = "application/json"
+    try:
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=3.0)) as client:
+            response = client.post(peer.url.rstrip("/") + path, content=body, headers=headers)
+    except httpx.HTTPError as error:
+        raise DeliveryFailed(f"{type(error).__name__}: {error}") from None
+    if response.status_code == 200 and not response_verifies(
+        peer.node_key, 200, response.headers, response.content, headers[SIGNATURE]
+    ):
+        raise DeliveryFailed("the answer is not signed by the peer's node key")
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"detail": response.text[:300]}
+    return response.status_code, answer if isinstance(answer, dict) else {"detail": answer}
+
+
+def rfi_items(store: Store, peer: Peer, rfi_ids: list[str]) -> list[dict[str, Any]]:
+    from bices.federation.rfis import rfi_items as items_of
+
+    directory = store.coalition.directory()
+    return items_of(store, peer, rfi_ids, directory, set(store.peers.served()))
+
+
+def rfis_sent(
+    peer: Peer, rfis: list[dict[str, Any]], refused: list[dict[str, object]]
+) -> list[AuditDraft]:
+    """One `rfi.send` per RFI revision sent (or `federation.refused`), under its label."""
+    reasons = {(r.get("id"), r.get("version")): r.get("reason") for r in refused}
+    drafts = []
+    for item in rfis:
+        reason = reasons.get((item["id"], item["revision"]))
+        detail: dict[str, object] = {"revision": item["revision"], "peer": peer.name}
+        if reason is not None:
+            detail["reason"] = reason
+        action = "rfi.send" if reason is None else "federation.refused"
+        drafts.append(AuditDraft(f"peer:{peer.name}", None, action, str(item["id"]),
+                                 detail=detail, label=Label.from_json(item["label"])))  # fmt: skip
+    return drafts
 
 
 class Forwarder:

@@ -32,8 +32,9 @@ from bices.domain.members import Member, MemberKind, MemberStatus
 from bices.domain.peers import Peer, PeerStatus, check_peer_name, fingerprint, same_key
 from bices.domain.signing import canonical
 from bices.domain.users import Role, Viewer
-from bices.federation.forward import next_batch, wire_items
+from bices.federation.forward import next_batch, rfi_items, wire_items
 from bices.federation.receive import Outcome, Receiver
+from bices.federation.rfi_actions import RfiActions
 from bices.federation.wire import (
     MAX_ITEMS,
     NODE,
@@ -63,6 +64,7 @@ class Federation:
         self.key = NodeKey(store.node_key)
         self.name = node_name or f"bices-{self.key.fingerprint[:8]}"
         self.receiver = Receiver(store, collector)
+        self.rfi_actions = RfiActions(store, self.key, self.receiver)
         self._sealer: Sealer = store.sealer
 
     # -- identity --------------------------------------------------------------------
@@ -267,7 +269,8 @@ class Federation:
         if batch is None:
             return {"items": [], "next": self._sealer.seal(PULL_CURSOR, position), "more": False}
         versions = batch.versions
-        items = wire_items(self.store, peer, versions)
+        rfis = rfi_items(self.store, peer, batch.rfi_ids) if batch.rfi_ids else []
+        items = wire_items(self.store, peer, versions) + rfis
         self.store.audit.append(
             [
                 AuditDraft(

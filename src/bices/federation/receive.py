@@ -17,12 +17,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bices.bus.base import RfiChanged
 from bices.domain.audit import AuditDraft
 from bices.domain.errors import Conflict
 from bices.domain.members import MemberStatus
 from bices.domain.peers import Peer
 from bices.domain.reports import ReportVersion
+from bices.domain.rfis import Rfi
 from bices.domain.signing import load_public, verifies
+from bices.federation.rfis import RfiWire, is_rfi_item, rfi_of
 from bices.federation.wire import ItemWire, same_content, signed_part, version_of
 from bices.pipeline.collect import Collector
 from bices.policy import Directory, may_receive
@@ -68,7 +71,11 @@ class Receiver:
         directory = self.store.coalition.directory()
         served = set(self.store.peers.served())
         writes: list[ReportWrite] = []
+        rfis: list[object] = []
         for raw in items:
+            if is_rfi_item(raw):
+                rfis.append(raw)  # after the reports: an answer comes before its link
+                continue
             name = _named(raw)
             try:
                 write = self._check(peer, raw, directory, served)
@@ -84,6 +91,8 @@ class Receiver:
         for run in _runs(writes):
             stored = self._store(run, outcome)
             outcome.accepted.extend((v.id, v.version) for v in stored)
+        for raw in rfis:
+            self._receive_rfi(peer, raw, directory, served, outcome)
         if outcome.rejected:
             self._refused(peer, outcome.rejected)
         return outcome
@@ -150,6 +159,52 @@ class Receiver:
             None if wire.tearline_of is None else (wire.tearline_of.id, wire.tearline_of.version)
         )
         return ReportWrite(version, blobs, audit, received=True, tearline_of=tearline_of)
+
+    def _receive_rfi(
+        self, peer: Peer, raw: object, directory: Directory, served: set[str], outcome: Outcome
+    ) -> None:
+        """Mirror an RFI asked on the peer, if this node may hold it."""
+        item_id, revision = _named(raw)
+        if isinstance(raw, Mapping) and isinstance(raw.get("revision"), int):
+            revision = int(raw["revision"])
+        try:
+            rfi = rfi_of(RfiWire.model_validate(raw))
+            asker = rfi.asker_member
+            if asker in served:
+                raise _Refused(f"asker {asker} is served by this node, not by the peer")
+            if asker not in peer.members:
+                raise _Refused(f"peer {peer.name} does not serve asker {asker}")
+            ours = [m for m in served if directory.statuses.get(m) is MemberStatus.ACTIVE]
+            if not may_receive(ours, rfi.label, directory):
+                raise _Refused(
+                    f"label {rfi.label.render()} is not releasable to a member this node "
+                    f"serves ({', '.join(sorted(served)) or 'none'})"
+                )
+            mirrored = self.mirror_rfi(peer, rfi)
+        except ValidationError as error:
+            first = error.errors()[0]
+            reason = f"malformed RFI: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+            outcome.rejected.append({"id": item_id, "version": revision, "reason": reason})
+            return
+        except (ValueError, Conflict) as error:
+            reason = f"RFI refused: {error}"
+            outcome.rejected.append({"id": item_id, "version": revision, "reason": reason})
+            return
+        except _Refused as refusal:
+            outcome.rejected.append({"id": item_id, "version": revision,
+                                     "reason": refusal.reason})  # fmt: skip
+            return
+        (outcome.accepted if mirrored else outcome.duplicates).append((rfi.id, rfi.revision))
+
+    def mirror_rfi(self, peer: Peer, rfi: Rfi) -> bool:
+        """Keep this revision of a peer's RFI (False if one as new is held already)."""
+        audit = AuditDraft(f"peer:{peer.name}", rfi.asker_member, "rfi.receive", rfi.id,
+                           detail={"revision": rfi.revision, "peer": peer.name},
+                           label=rfi.label)  # fmt: skip
+        mirrored = self.store.rfis.mirror(rfi, peer.name, [audit])
+        if mirrored:
+            self.collector.bus.publish([RfiChanged(rfi.id)])
+        return mirrored
 
     def _store(self, writes: list[ReportWrite], outcome: Outcome) -> list[ReportVersion]:
         """One transaction; if another delivery stored some of them meanwhile, item by item."""

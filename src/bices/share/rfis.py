@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bices.bus.base import RfiChanged
 from bices.domain import rfis as steps
 from bices.domain.audit import AuditDraft
-from bices.domain.errors import InvalidInput, NotFound
+from bices.domain.errors import Conflict, InvalidInput, NotFound
 from bices.domain.labels import Label
 from bices.domain.reports import ReportDraft, ReportType, ReportVersion
 from bices.domain.rfis import Change, Rfi, RfiDraft, RfiFilter, RfiPage, StaleRfi
@@ -25,6 +26,9 @@ from bices.pipeline.collect import Collector
 from bices.policy import Directory, check_may_create, combine
 from bices.share.reading import own_event, read_events
 from bices.store.base import ReportWrite, Store
+
+if TYPE_CHECKING:
+    from bices.federation.rfi_actions import RfiActions
 
 # A decided step: the change and the audit events that record it.
 Decided = tuple[Change, list[AuditDraft]]
@@ -47,6 +51,23 @@ class RfiService:
     def __init__(self, store: Store, collector: Collector) -> None:
         self.store = store
         self.collector = collector
+        self.remote: RfiActions | None = None  # acts on RFIs asked on peer nodes
+
+    def _at_home(
+        self, viewer: Viewer, rfi: Rfi, action: str, acting: str | None, **given: str | None
+    ) -> bool:
+        """Have an RFI asked on a peer node changed there (True), after the checks this
+        node can make; False for an RFI asked here."""
+        home = self.store.rfis.home_of(rfi.id)
+        if home is None:
+            return False
+        if self.remote is None:
+            raise Conflict(f"RFI {rfi.id} was asked on node {home}; change it there")
+        self.remote.forward(home, rfi.id, action, viewer, **given)
+        event = AuditDraft(viewer.name, viewer.member, f"rfi.{action}", rfi.id,
+                           detail={"home": home}, label=rfi.label)  # fmt: skip
+        self.store.audit.append(_acting([event], viewer, acting))
+        return True
 
     # -- reads -------------------------------------------------------------------------
 
@@ -154,7 +175,10 @@ class RfiService:
             change = steps.accept(rfi, viewer, datetime.now(UTC))
             return change, [self._audit(viewer, rfi, change, acting, rfi.label)]
 
-        self._apply(viewer, rfi_id, decide)
+        rfi = self._visible(viewer, rfi_id)
+        decide(rfi)  # refuses here what the home would refuse
+        if not self._at_home(viewer, rfi, "accept", acting):
+            self._apply(viewer, rfi_id, decide, first=rfi)
         return self._served(viewer, rfi_id, acting)
 
     def answer(
@@ -171,6 +195,16 @@ class RfiService:
             raise InvalidInput("give either report_id (an existing report) or report (a new one)")
         rfi = self._visible(viewer, rfi_id)
         steps.may_answer(rfi, viewer)
+        if self.store.rfis.home_of(rfi_id) is not None:
+            if draft is not None:  # the answer is this member's report, stored here first
+                if draft.type is not ReportType.RFI_RESPONSE:
+                    raise InvalidInput(
+                        f"report.type {draft.type.value!r}: an answer written here is an "
+                        "RFI-RESPONSE"
+                    )
+                report_id = self.collector.submit(viewer, [draft], acting)[0].id
+            self._at_home(viewer, rfi, "answer", acting, report_id=report_id)
+            return self._served(viewer, rfi_id, acting)
         write: ReportWrite | None = None
         if draft is not None:
             if draft.type is not ReportType.RFI_RESPONSE:
@@ -212,5 +246,8 @@ class RfiService:
             change = steps.close(rfi, viewer, reason, datetime.now(UTC))
             return change, [self._audit(viewer, rfi, change, acting, rfi.label)]
 
-        self._apply(viewer, rfi_id, decide)
+        rfi = self._visible(viewer, rfi_id)
+        decide(rfi)
+        if not self._at_home(viewer, rfi, "close", acting, reason=reason):
+            self._apply(viewer, rfi_id, decide, first=rfi)
         return self._served(viewer, rfi_id, acting)

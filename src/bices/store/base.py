@@ -251,6 +251,21 @@ class Rfis(Protocol):
         """The RFI as it was at a revision (system use: the stream has checked the label)."""
         ...
 
+    def snapshot(self, rfi_id: str) -> Rfi | None:
+        """The whole RFI, every answer included (system use: federation applies the
+        boundary rule to it and to each answer)."""
+        ...
+
+    def mirror(self, rfi: Rfi, home: str, audit: Sequence[AuditDraft]) -> bool:
+        """Keep a revision of an RFI asked on peer `home`, replacing an older one, with its
+        outbox event and audit; False if one as new is held (Conflict if the RFI is not
+        that peer's)."""
+        ...
+
+    def home_of(self, rfi_id: str) -> str | None:
+        """The peer an RFI was asked on (None for one asked here)."""
+        ...
+
 
 class Operations(Protocol):
     """Node-wide figures for the operator (never served to users: they count everything)."""

@@ -19,6 +19,7 @@ from bices.domain.errors import Conflict
 from bices.domain.reports import ReportVersion, iso
 from bices.domain.rfis import Change, Rfi, RfiFilter, RfiPage, StaleRfi
 from bices.domain.users import Viewer
+from bices.store import rfi_mirrors as mirrors
 from bices.store import rfis as shared
 from bices.store.base import ReportWrite
 from bices.store.pg_audit import append_audit
@@ -204,6 +205,34 @@ class PgRfis:
         return shared.assemble(
             rows, addressees, answers, reports, history, self._reports.labels.get
         )
+
+    # -- federation (system use) --------------------------------------------------------
+
+    def mirror(self, rfi: Rfi, home: str, audit: Sequence[AuditDraft]) -> bool:
+        with self._db.write() as conn:
+            held = mirrors.held_revision(conn, POSTGRES, rfi.id)
+            if held is not None:
+                if mirrors.home_of(conn, POSTGRES, rfi.id) != home:
+                    raise Conflict(f"RFI {rfi.id} was not asked on node {home}")
+                if held >= rfi.revision:
+                    return False
+            label_id = label_id_of(conn, rfi.label)
+            mirrors.mirror_in(conn, POSTGRES, rfi, label_id, home)
+            append_event(conn, "rfi", rfi.id, rfi.revision, label_id)
+            append_audit(conn, audit)
+        return True
+
+    def home_of(self, rfi_id: str) -> str | None:
+        with self._db.read() as conn:
+            return mirrors.home_of(conn, POSTGRES, rfi_id)
+
+    def snapshot(self, rfi_id: str) -> Rfi | None:
+        with self._db.snapshot() as conn:
+            row = conn.execute("SELECT * FROM rfis r WHERE r.id = %s", (rfi_id,)).fetchone()
+            if row is None:
+                return None
+            every = tuple(r[0] for r in conn.execute("SELECT id FROM labels").fetchall())
+            return self._assemble(conn, [row], every)[0]
 
     # -- the stream's side (system use: the caller has checked the event's label) ------
 

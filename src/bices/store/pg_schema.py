@@ -37,6 +37,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "federation: peer nodes", ("peers",)),
     Migration(3, "tearlines", ("tearlines",)),
     Migration(4, "search: recency lexemes", ("pg_recency",)),
+    Migration(5, "federation: RFIs mirrored from peers", ("rfi_mirrors",)),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version

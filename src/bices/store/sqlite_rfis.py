@@ -20,6 +20,7 @@ from bices.domain.errors import Conflict
 from bices.domain.reports import ReportVersion, iso
 from bices.domain.rfis import Change, Rfi, RfiFilter, RfiPage, StaleRfi
 from bices.domain.users import Viewer
+from bices.store import rfi_mirrors as mirrors
 from bices.store import rfis as shared
 from bices.store.base import ReportWrite
 from bices.store.sqlite_audit import append_audit
@@ -68,7 +69,7 @@ SQLITE = shared.Dialect(
 def install(db: Database) -> None:
     """Create the RFI tables in the node's file (idempotent), in one write transaction."""
     with db.write() as conn:
-        for statement in RFI_SCHEMA.split(";"):
+        for statement in (RFI_SCHEMA + ";" + mirrors.SCHEMA).split(";"):
             if statement.strip():
                 conn.execute(statement)
 
@@ -211,6 +212,33 @@ class SqliteRfis:
         return shared.assemble(
             rows, addressees, answers, reports, history, self._reports.labels.get
         )
+
+    # -- federation (system use) --------------------------------------------------------
+
+    def mirror(self, rfi: Rfi, home: str, audit: Sequence[AuditDraft]) -> bool:
+        with self._db.write() as conn:
+            held = mirrors.held_revision(conn, SQLITE, rfi.id)
+            if held is not None:
+                if mirrors.home_of(conn, SQLITE, rfi.id) != home:
+                    raise Conflict(f"RFI {rfi.id} was not asked on node {home}")
+                if held >= rfi.revision:
+                    return False
+            label_id = label_id_of(conn, rfi.label)
+            mirrors.mirror_in(conn, SQLITE, rfi, label_id, home)
+            append_event(conn, "rfi", rfi.id, rfi.revision, label_id)
+            append_audit(conn, audit)
+        return True
+
+    def home_of(self, rfi_id: str) -> str | None:
+        return mirrors.home_of(self._db.reader(), SQLITE, rfi_id)
+
+    def snapshot(self, rfi_id: str) -> Rfi | None:
+        with self._db.snapshot() as conn:
+            row = conn.execute("SELECT * FROM rfis r WHERE r.id = ?", (rfi_id,)).fetchone()
+            if row is None:
+                return None
+            every = tuple(r[0] for r in conn.execute("SELECT id FROM labels").fetchall())
+            return self._assemble(conn, [row], every)[0]
 
     # -- the stream's side (system use: the caller has checked the event's label) ------
 
