@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from bices.bus.base import RfiChanged
 from bices.domain.audit import AuditDraft
 from bices.domain.errors import Conflict
+from bices.domain.labels import Label
 from bices.domain.members import MemberStatus
 from bices.domain.peers import Peer
 from bices.domain.reports import ReportVersion
@@ -111,10 +112,7 @@ class Receiver:
             raise _Refused(f"malformed item: {error}") from None
         assert isinstance(raw, Mapping)
         originator = version.label.originator
-        if originator in served:
-            raise _Refused(f"originator {originator} is served by this node, not by the peer")
-        if originator not in peer.members:
-            raise _Refused(f"peer {peer.name} does not serve originator {originator}")
+        _from_peer(peer, originator, "originator", served)
         member = self.store.coalition.get_member(originator)
         if member is None or member.public_key is None:
             raise _Refused(f"originator {originator} has no registered public key here")
@@ -122,12 +120,7 @@ class Receiver:
             load_public(member.public_key), signed_part(raw), version.signature
         ):
             raise _Refused(f"the signature of originator {originator} does not verify")
-        ours = [m for m in served if directory.statuses.get(m) is MemberStatus.ACTIVE]
-        if not may_receive(ours, version.label, directory):
-            raise _Refused(
-                f"label {version.label.render()} is not releasable to a member this node "
-                f"serves ({', '.join(sorted(served)) or 'none'})"
-            )
+        _releasable_here(version.label, directory, served)
         stored = self.store.reports.signatures(version.id)
         if stored:
             held = self.store.reports.current_unfiltered(version.id)
@@ -169,17 +162,8 @@ class Receiver:
             revision = int(raw["revision"])
         try:
             rfi = rfi_of(RfiWire.model_validate(raw))
-            asker = rfi.asker_member
-            if asker in served:
-                raise _Refused(f"asker {asker} is served by this node, not by the peer")
-            if asker not in peer.members:
-                raise _Refused(f"peer {peer.name} does not serve asker {asker}")
-            ours = [m for m in served if directory.statuses.get(m) is MemberStatus.ACTIVE]
-            if not may_receive(ours, rfi.label, directory):
-                raise _Refused(
-                    f"label {rfi.label.render()} is not releasable to a member this node "
-                    f"serves ({', '.join(sorted(served)) or 'none'})"
-                )
+            _from_peer(peer, rfi.asker_member, "asker", served)
+            _releasable_here(rfi.label, directory, served)
             mirrored = self.mirror_rfi(peer, rfi)
         except ValidationError as error:
             first = error.errors()[0]
@@ -245,6 +229,24 @@ class Receiver:
                 )
                 for item in rejected
             ]
+        )
+
+
+def _from_peer(peer: Peer, member: str, role: str, served: set[str]) -> None:
+    """An item's originator (or asker) must be a member the sending peer serves."""
+    if member in served:
+        raise _Refused(f"{role} {member} is served by this node, not by the peer")
+    if member not in peer.members:
+        raise _Refused(f"peer {peer.name} does not serve {role} {member}")
+
+
+def _releasable_here(label: Label, directory: Directory, served: set[str]) -> None:
+    """The boundary rule, on receipt: releasable to an active member this node serves."""
+    ours = [m for m in served if directory.statuses.get(m) is MemberStatus.ACTIVE]
+    if not may_receive(ours, label, directory):
+        raise _Refused(
+            f"label {label.render()} is not releasable to a member this node serves "
+            f"({', '.join(sorted(served)) or 'none'})"
         )
 
 

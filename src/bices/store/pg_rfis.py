@@ -67,6 +67,9 @@ POSTGRES = shared.Dialect(
 )
 
 
+WRITERS = mirrors.Backend(label_id_of, append_event, append_audit)
+
+
 class PgRfis:
     def __init__(self, db: PgDatabase, reports: PgReports) -> None:
         self._db = db
@@ -210,17 +213,7 @@ class PgRfis:
 
     def mirror(self, rfi: Rfi, home: str, audit: Sequence[AuditDraft]) -> bool:
         with self._db.write() as conn:
-            held = mirrors.held_revision(conn, POSTGRES, rfi.id)
-            if held is not None:
-                if mirrors.home_of(conn, POSTGRES, rfi.id) != home:
-                    raise Conflict(f"RFI {rfi.id} was not asked on node {home}")
-                if held >= rfi.revision:
-                    return False
-            label_id = label_id_of(conn, rfi.label)
-            mirrors.mirror_in(conn, POSTGRES, rfi, label_id, home)
-            append_event(conn, "rfi", rfi.id, rfi.revision, label_id)
-            append_audit(conn, audit)
-        return True
+            return mirrors.mirror(conn, POSTGRES, rfi, home, WRITERS, audit)
 
     def home_of(self, rfi_id: str) -> str | None:
         with self._db.read() as conn:

@@ -7,8 +7,13 @@ it are made at its home, never here (`bices.federation.rfis`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from bices.domain.audit import AuditDraft
+from bices.domain.errors import Conflict
+from bices.domain.labels import Label
 from bices.domain.reports import iso
 from bices.domain.rfis import Rfi
 from bices.store import rfis as shared
@@ -17,6 +22,15 @@ SCHEMA = """
 -- RFIs mirrored from peer nodes, and the peer each was asked on.
 CREATE TABLE IF NOT EXISTS rfi_homes (rfi_id TEXT PRIMARY KEY, peer TEXT NOT NULL);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A backend's writers that a mirrored revision uses."""
+
+    label_id: Callable[[Any, Label], int]
+    append_event: Callable[..., int]
+    append_audit: Callable[[Any, Sequence[AuditDraft]], None]
 
 
 def _insert(conn: Any, d: shared.Dialect, table: str, values: tuple[Any, ...]) -> None:
@@ -37,6 +51,29 @@ def held_revision(conn: Any, d: shared.Dialect, rfi_id: str) -> int | None:
         f"SELECT revision FROM rfis WHERE id = {d.param('id')}", {"id": rfi_id}
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+def mirror(
+    conn: Any,
+    d: shared.Dialect,
+    rfi: Rfi,
+    home: str,
+    backend: Backend,
+    audit: Sequence[AuditDraft],
+) -> bool:
+    """`Rfis.mirror` inside the caller's write transaction, with the backend's own label
+    ids, outbox and audit chain."""
+    held = held_revision(conn, d, rfi.id)
+    if held is not None:
+        if home_of(conn, d, rfi.id) != home:
+            raise Conflict(f"RFI {rfi.id} was not asked on node {home}")
+        if held >= rfi.revision:
+            return False
+    label_id = backend.label_id(conn, rfi.label)
+    mirror_in(conn, d, rfi, label_id, home)
+    backend.append_event(conn, "rfi", rfi.id, rfi.revision, label_id)
+    backend.append_audit(conn, audit)
+    return True
 
 
 def mirror_in(conn: Any, d: shared.Dialect, rfi: Rfi, label_id: int, home: str) -> None:

@@ -74,6 +74,9 @@ def install(db: Database) -> None:
                 conn.execute(statement)
 
 
+WRITERS = mirrors.Backend(label_id_of, append_event, append_audit)
+
+
 class SqliteRfis:
     def __init__(self, db: Database, reports: SqliteReports) -> None:
         self._db = db
@@ -217,17 +220,7 @@ class SqliteRfis:
 
     def mirror(self, rfi: Rfi, home: str, audit: Sequence[AuditDraft]) -> bool:
         with self._db.write() as conn:
-            held = mirrors.held_revision(conn, SQLITE, rfi.id)
-            if held is not None:
-                if mirrors.home_of(conn, SQLITE, rfi.id) != home:
-                    raise Conflict(f"RFI {rfi.id} was not asked on node {home}")
-                if held >= rfi.revision:
-                    return False
-            label_id = label_id_of(conn, rfi.label)
-            mirrors.mirror_in(conn, SQLITE, rfi, label_id, home)
-            append_event(conn, "rfi", rfi.id, rfi.revision, label_id)
-            append_audit(conn, audit)
-        return True
+            return mirrors.mirror(conn, SQLITE, rfi, home, WRITERS, audit)
 
     def home_of(self, rfi_id: str) -> str | None:
         return mirrors.home_of(self._db.reader(), SQLITE, rfi_id)
