@@ -298,7 +298,12 @@ def test_a_compromised_peer_cannot_push_what_the_receiver_may_not_hold(
     hijack = _usa_item(c, "Rewritten by another member", ["NATO", "KOR"])
     hijack["id"], hijack["version"] = korean.json()["id"], 2
     hijack = _resigned(c, hijack)
-    response = _rogue_post(c, [not_releasable, tampered, unknown_peer_speaks_for_kor, good, hijack])
+    bogus = _usa_item(c, "A label no node knows", ["NATO", "KOR"])
+    bogus["label"]["classification"] = "BOGUS"
+    bogus = _resigned(c, bogus)
+    response = _rogue_post(
+        c, [not_releasable, tampered, unknown_peer_speaks_for_kor, good, hijack, bogus]
+    )
     assert response.status_code == 200, response.text
     outcome = response.json()
     reasons = {r["id"]: r["reason"] for r in outcome["rejected"]}
@@ -312,6 +317,7 @@ def test_a_compromised_peer_cannot_push_what_the_receiver_may_not_hold(
     assert reasons[hijack["id"]] == (
         f"report {hijack['id']} is held here as KOR's; USA cannot issue versions of it"
     )
+    assert reasons[bogus["id"]].startswith("malformed item: unknown classification")
     assert outcome["accepted"] == [{"id": good["id"], "version": 1}]
     for refused in (not_releasable, tampered, unknown_peer_speaks_for_kor):
         assert c.kor.node.store.reports.current_unfiltered(refused["id"]) is None
@@ -511,6 +517,17 @@ def test_an_rfi_asked_on_one_node_is_worked_on_another(coalition: Coalition) -> 
     # Refused on KOR's node as at home: only the asker's member closes it.
     refused = _rfi_call(c.kor, c.kor_user, f"/{rfi_id}/close", {"reason": "done"})
     assert refused.status_code == 403, refused.text
+    # A report the asker may not read cannot answer it, and does not leave KOR's node.
+    own = httpx.post(
+        f"{c.kor.url}/api/v1/reports",
+        json=report_json(label=label("KOR")),
+        headers={"Authorization": f"Bearer {c.kor_user}"},
+        timeout=10,
+    )
+    kor_only = own.json()["id"]
+    wrong = _rfi_call(c.kor, c.kor_user, f"/{rfi_id}/answers", {"report_id": kor_only})
+    assert 400 <= wrong.status_code < 500, wrong.text
+    assert c.nato.node.store.reports.current_unfiltered(kor_only) is None
     # KOR answers with a new report: stored on KOR's node, sent home with the answer.
     answer = report_json(type="RFI-RESPONSE", title="TEL moved north of Sinpo",
                          label=label("NATO", "KOR"))  # fmt: skip

@@ -6,6 +6,7 @@ in-process (the HTTP path is covered by the multi-process tests)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -195,3 +196,25 @@ def test_a_peer_is_sent_exactly_the_rfis_its_members_could_see(
     sent = {item["id"] for item in rfi_items(node.store, peer, batch.rfi_ids)}
     directory = node.store.coalition.directory()
     assert sent == {r.id for r in rfis if could_see(peer.members, r.label, directory)}
+
+
+def test_a_batch_stops_growing_before_the_peers_body_limit(sender: Node) -> None:
+    """Versions with large attachments go a few at a time, so no batch outgrows what a
+    peer accepts (and delivery never wedges on one)."""
+    _set_statuses(sender, set())
+    head = sender.store.outbox.head()
+    peer = Peer(f"b{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public, ("KOR",),
+                PeerStatus.ACTIVE, datetime.now(UTC), sent_seq=head)  # fmt: skip
+    writer = sender.coalition.viewer_of("usa.writer")
+    big = base64.b64encode(bytes(2 * 1024 * 1024)).decode()  # ~2.8 MB a version in a batch
+    stored = []
+    for n in range(3):
+        draft = ReportDraft.model_validate(report_json(
+            title=f"Imagery {n}", label={"classification": "NATO SECRET",
+                                         "releasable_to": ["NATO", "KOR"]},
+            attachments=[{"name": f"image{n}.bin", "content_base64": big}]))  # fmt: skip
+        stored += sender.collector.submit(writer, [draft])
+    first = next_batch(sender.store, peer, limit=100)
+    assert first is not None
+    assert [v.id for v in first.versions] == [v.id for v in stored[:2]]
+    assert first.upto == stored[1].seq  # the third waits for the next batch

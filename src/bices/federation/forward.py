@@ -36,10 +36,25 @@ log = logging.getLogger("bices.federation")
 INBOX = "/federation/v1/inbox"
 LEASE_S = 15.0  # how long a process may go silent before another takes a peer over
 SCAN = 2000  # outbox events looked at per batch
+BATCH_BYTES = 8 * 1024 * 1024  # a batch stops growing past this (the default body limit: 32 MiB)
+
+
+def wire_size(version: ReportVersion) -> int:
+    """About what a version takes in a batch: its text and its attachments in base64."""
+    return (
+        2048
+        + len(version.title)
+        + len(version.body) * 2
+        + sum(a.size * 4 // 3 for a in version.attachments)
+    )
 
 
 class DeliveryFailed(Exception):
     """The peer did not acknowledge a batch (down, refused the request, bad answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the peer's HTTP status, if it answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +76,27 @@ def next_batch(store: Store, peer: Peer, limit: int) -> Batch | None:
     due: list[ReportVersion] = []
     rfi_ids: list[str] = []
     upto = peer.sent_seq
+    size = 0
     for first in range(0, len(events), limit):  # read only as many versions as are needed
         chunk = events[first : first + limit]
         reports = [e.seq for e in chunk if e.kind == "report"]
         versions = {v.seq: v for v in store.reports.by_seq(reports)}
         for event in chunk:
-            if len(due) == limit:
+            if len(due) == limit or size > BATCH_BYTES:
                 return Batch(peer.sent_seq, upto, due, rfi_ids)
-            upto = event.seq
             if event.kind == "rfi":
+                upto = event.seq
                 rfi_ids.append(event.item_id)
                 continue
             version = versions[event.seq]
             if version.label.originator in served and may_receive(
                 peer.members, version.label, directory
             ):
+                if due and size + wire_size(version) > BATCH_BYTES:
+                    return Batch(peer.sent_seq, upto, due, rfi_ids)
                 due.append(version)
+                size += wire_size(version)
+            upto = event.seq
     return Batch(peer.sent_seq, upto, due, rfi_ids)
 
 
@@ -200,7 +220,18 @@ class PeerLink:
         refused: list[dict[str, object]] = []
         rfis = rfi_items(self.store, peer, batch.rfi_ids) if batch.rfi_ids else []
         if batch.versions or rfis:
-            refused = self.post(peer, batch.versions, rfis)
+            try:
+                refused = self.post(peer, batch.versions, rfis)
+            except DeliveryFailed as error:
+                if error.status != 413 or len(batch.versions) + len(rfis) != 1:
+                    raise
+                # One item larger than the peer takes: it can never go; say so, move on.
+                if batch.versions:
+                    named: tuple[object, object] = (batch.versions[0].id, batch.versions[0].version)
+                else:
+                    named = (rfis[0]["id"], rfis[0]["revision"])
+                reason = f"larger than peer {peer.name} accepts: {error}"
+                refused = [{"id": named[0], "version": named[1], "reason": reason}]
         audit = sent_events(peer, batch.versions, refused) + rfis_sent(peer, rfis, refused)
         if not self.store.peers.delivered(peer.name, batch.after, batch.upto, audit):
             return True  # another sender moved it: start again from where it stands
@@ -235,13 +266,21 @@ def post_signed(
     except httpx.HTTPError as error:
         raise DeliveryFailed(f"{type(error).__name__}: {error}") from None
     if response.status_code != 200:
-        raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+        raise DeliveryFailed(
+            f"HTTP {response.status_code}: {response.text[:300]}", response.status_code
+        )
     if not response_verifies(
         peer.node_key, response.status_code, response.headers, response.content, headers[SIGNATURE]
     ):
         raise DeliveryFailed("the answer is not signed by the peer's node key")
-    answer: dict[str, list[dict[str, object]]] = response.json()
-    return answer
+    try:
+        answer = response.json()
+        rejected = answer["rejected"]
+        if not isinstance(rejected, list) or not all(isinstance(r, dict) for r in rejected):
+            raise TypeError(rejected)
+    except (ValueError, KeyError, TypeError):
+        raise DeliveryFailed("the peer's answer is not an outcome of the batch") from None
+    return {"rejected": rejected}
 
 
 def post_signed_json(

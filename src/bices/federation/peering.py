@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from bices.domain.members import Member, MemberKind, MemberStatus
 from bices.domain.peers import Peer, PeerStatus, check_peer_name, fingerprint, same_key
 from bices.domain.signing import canonical
 from bices.domain.users import Role, Viewer
-from bices.federation.forward import next_batch, rfi_items, wire_items
+from bices.federation.forward import next_batch, rfi_items, rfis_sent, wire_items
 from bices.federation.receive import Outcome, Receiver
 from bices.federation.rfi_actions import RfiActions
 from bices.federation.wire import (
@@ -239,7 +240,7 @@ class Federation:
     def receive(self, peer: Peer, body: bytes) -> Outcome:
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
             raise InvalidInput(f"the batch is not JSON: {error}") from None
         items = data.get("items") if isinstance(data, dict) else None
         if not isinstance(items, list):
@@ -283,7 +284,9 @@ class Federation:
                 )
                 for v in versions
             ]
-        )
+            + [replace(draft, detail={**draft.detail, "via": "pull"})
+               for draft in rfis_sent(peer, rfis, [])]
+        )  # fmt: skip
         return {
             "items": items,
             "next": self._sealer.seal(PULL_CURSOR, batch.upto),
@@ -324,8 +327,20 @@ class Federation:
             peer.node_key, 200, response.headers, response.content, headers[SIGNATURE]
         ):
             raise Conflict(f"the answer of peer {peer.name} is not signed by its node key")
-        page: dict[str, Any] = response.json()
-        return page
+        try:
+            page = response.json()
+            valid = (
+                isinstance(page["items"], list)
+                and len(page["items"]) <= MAX_ITEMS
+                and isinstance(page["next"], str)
+                and isinstance(page["more"], bool)
+            )
+        except (ValueError, KeyError, TypeError, RecursionError):
+            valid = False
+        if not valid:
+            raise Conflict(f"peer {peer.name} answered with something other than a page")
+        result: dict[str, Any] = page
+        return result
 
 
 def fetch_description(url: str) -> dict[str, Any]:

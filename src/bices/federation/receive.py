@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from bices.bus.base import RfiChanged
 from bices.domain.audit import AuditDraft
-from bices.domain.errors import Conflict
+from bices.domain.errors import BicesError, Conflict
 from bices.domain.labels import Label
 from bices.domain.members import MemberStatus
 from bices.domain.peers import Peer
@@ -72,6 +72,7 @@ class Receiver:
         directory = self.store.coalition.directory()
         served = set(self.store.peers.served())
         writes: list[ReportWrite] = []
+        batch: dict[str, str] = {}  # report id -> originator, of this batch's writes so far
         rfis: list[object] = []
         for raw in items:
             if is_rfi_item(raw):
@@ -79,7 +80,7 @@ class Receiver:
                 continue
             name = _named(raw)
             try:
-                write = self._check(peer, raw, directory, served)
+                write = self._check(peer, raw, directory, served, batch)
             except _Refused as refusal:
                 outcome.rejected.append(
                     {"id": name[0], "version": name[1], "reason": refusal.reason}
@@ -89,6 +90,7 @@ class Receiver:
                 outcome.duplicates.append(name)
             else:
                 writes.append(write)
+                batch[write.version.id] = write.version.label.originator
         for run in _runs(writes):
             stored = self._store(run, outcome)
             outcome.accepted.extend((v.id, v.version) for v in stored)
@@ -99,7 +101,12 @@ class Receiver:
         return outcome
 
     def _check(
-        self, peer: Peer, raw: object, directory: Directory, served: set[str]
+        self,
+        peer: Peer,
+        raw: object,
+        directory: Directory,
+        served: set[str],
+        batch: Mapping[str, str],
     ) -> ReportWrite | None:
         try:
             wire = ItemWire.model_validate(raw)
@@ -108,7 +115,7 @@ class Receiver:
             first = error.errors()[0]
             where = ".".join(map(str, first["loc"]))
             raise _Refused(f"malformed item: {where}: {first['msg']}") from None
-        except ValueError as error:
+        except (ValueError, BicesError) as error:
             raise _Refused(f"malformed item: {error}") from None
         assert isinstance(raw, Mapping)
         originator = version.label.originator
@@ -148,9 +155,13 @@ class Receiver:
             target=version.id,
             detail={"version": version.version, "peer": peer.name},
         )
-        tearline_of = (
-            None if wire.tearline_of is None else (wire.tearline_of.id, wire.tearline_of.version)
-        )
+        tearline_of = None
+        if wire.tearline_of is not None and version.version == 1:
+            source = self.store.reports.current_unfiltered(wire.tearline_of.id)
+            by = source.label.originator if source is not None else batch.get(wire.tearline_of.id)
+            if by == originator:
+                tearline_of = (wire.tearline_of.id, wire.tearline_of.version)
+            # else the link is not kept: only the original's originator makes its tearlines
         return ReportWrite(version, blobs, audit, received=True, tearline_of=tearline_of)
 
     def _receive_rfi(
@@ -170,7 +181,7 @@ class Receiver:
             reason = f"malformed RFI: {'.'.join(map(str, first['loc']))}: {first['msg']}"
             outcome.rejected.append({"id": item_id, "version": revision, "reason": reason})
             return
-        except (ValueError, Conflict) as error:
+        except (ValueError, BicesError) as error:
             reason = f"RFI refused: {error}"
             outcome.rejected.append({"id": item_id, "version": revision, "reason": reason})
             return

@@ -27,7 +27,7 @@ from bices.domain.members import MemberStatus
 from bices.domain.peers import Peer
 from bices.domain.users import Role, Viewer
 from bices.federation.forward import DeliveryFailed, post_signed_json, wire_items
-from bices.federation.rfis import UUID, RfiWire, rfi_item, rfi_of
+from bices.federation.rfis import UUID, rfi_item
 from bices.federation.wire import NodeKey
 from bices.policy import may_receive
 
@@ -80,6 +80,14 @@ class RfiActions:
             version = self.store.reports.current(viewer, report_id)
             if version is None:
                 raise InvalidInput(f"report_id {report_id}: no such report visible to you")
+            directory = self.store.coalition.directory()
+            if version.label.originator != viewer.member or not may_receive(
+                peer.members, version.label, directory
+            ):  # the boundary rule, as for every item that leaves the node
+                raise Forbidden(
+                    f"report {report_id} may not go to node {home}, where the RFI was asked: "
+                    "answer with a report of your member releasable to the asker"
+                )
             body["report"] = wire_items(self.store, peer, [version])[0]
         try:
             status, answer = post_signed_json(
@@ -89,8 +97,12 @@ class RfiActions:
             raise Conflict(f"the RFI's home node {home} could not be reached: {error}") from None
         if status != 200:
             raise ERRORS.get(status, Conflict)(f"node {home}: {answer.get('detail', answer)}")
-        rfi = rfi_of(RfiWire.model_validate(answer))
-        self.receiver.mirror_rfi(peer, rfi)
+        if answer.get("id") != rfi_id:
+            raise Conflict(f"node {home} answered with another RFI than {rfi_id}")
+        # The home's answer passes the same checks as an RFI it pushes.
+        outcome = self.receiver.receive(peer, [answer])
+        if outcome.rejected:
+            raise Conflict(f"node {home}'s answer was refused: {outcome.rejected[0]['reason']}")
 
     # -- at the home node ----------------------------------------------------------------
 

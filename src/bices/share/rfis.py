@@ -196,14 +196,28 @@ class RfiService:
         rfi = self._visible(viewer, rfi_id)
         steps.may_answer(rfi, viewer)
         if self.store.rfis.home_of(rfi_id) is not None:
+            new: ReportWrite | None = None
             if draft is not None:  # the answer is this member's report, stored here first
                 if draft.type is not ReportType.RFI_RESPONSE:
                     raise InvalidInput(
                         f"report.type {draft.type.value!r}: an answer written here is an "
                         "RFI-RESPONSE"
                     )
-                report_id = self.collector.submit(viewer, [draft], acting)[0].id
-            self._at_home(viewer, rfi, "answer", acting, report_id=report_id)
+                new = self.collector.prepare(viewer, [draft], acting)[0]
+                given = new.version
+            else:
+                assert report_id is not None
+                found = self.store.reports.current(viewer, report_id)
+                if found is None:
+                    raise InvalidInput(f"report_id {report_id}: no such report visible to you")
+                given = found
+            directory = self.store.coalition.directory()
+            # Refused here what the home would refuse (another member's report, one the
+            # asker may not read), before anything is stored or sent.
+            steps.answer(rfi, viewer, given, reach(given.label, directory), datetime.now(UTC))
+            if new is not None:
+                self.collector.announce(self.store.reports.add([new]))
+            self._at_home(viewer, rfi, "answer", acting, report_id=given.id)
             return self._served(viewer, rfi_id, acting)
         write: ReportWrite | None = None
         if draft is not None:
