@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bices.domain.labels import Classification, Label
 from bices.domain.members import MemberKind, MemberStatus
 from bices.domain.peers import Peer, PeerStatus
-from bices.domain.reports import LabelDraft, ReportDraft
+from bices.domain.reports import LabelDraft, ReportDraft, ReportVersion
 from bices.domain.rfis import RfiDraft
 from bices.domain.users import Role, Viewer
 from bices.federation.forward import next_batch, rfi_items, wire_items
@@ -75,6 +75,19 @@ def sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 _names = itertools.count()
+Posted = list[tuple[str, tuple[str, list[str], list[str]]]]
+
+
+def _post(node: Node, posted: Posted) -> list[ReportVersion]:
+    """Each (member, label) posted by that member's writer; the stored versions."""
+    stored = []
+    for member, (level, rel, caveats) in posted:
+        writer = node.coalition.viewer_of(f"{member.lower()}.writer")
+        draft = ReportDraft.model_validate(report_json())
+        draft = draft.model_copy(update={"label": LabelDraft(
+            classification=level, releasable_to=[*rel, member], caveats=caveats)})  # fmt: skip
+        stored += node.collector.submit(writer, [draft])
+    return stored
 
 
 def _set_statuses(node: Node, suspended: set[str]) -> None:
@@ -103,13 +116,7 @@ def test_a_peer_is_sent_exactly_what_its_members_could_see(
     peer = Peer(f"p{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public,
                 tuple(peer_members), PeerStatus.ACTIVE, datetime.now(UTC),
                 sent_seq=node.store.outbox.head())  # fmt: skip
-    stored = []
-    for member, (level, rel, caveats) in posted:
-        writer = node.coalition.viewer_of(f"{member.lower()}.writer")
-        draft = ReportDraft.model_validate(report_json())
-        draft = draft.model_copy(update={"label": LabelDraft(
-            classification=level, releasable_to=[*rel, member], caveats=caveats)})  # fmt: skip
-        stored += node.collector.submit(writer, [draft])
+    stored = _post(node, posted)
     batch = next_batch(node.store, peer, limit=1000)
     assert batch is not None
     sent = {v.id for v in batch.versions}
@@ -142,13 +149,7 @@ def test_a_receiver_accepts_exactly_what_its_members_could_see(
     sender: Node, receiver: Node, posted: list[tuple[str, tuple[str, list[str], list[str]]]]
 ) -> None:
     _set_statuses(sender, set())
-    stored = []
-    for member, (level, rel, caveats) in posted:
-        writer = sender.coalition.viewer_of(f"{member.lower()}.writer")
-        draft = ReportDraft.model_validate(report_json())
-        draft = draft.model_copy(update={"label": LabelDraft(
-            classification=level, releasable_to=[*rel, member], caveats=caveats)})  # fmt: skip
-        stored += sender.collector.submit(writer, [draft])
+    stored = _post(sender, posted)
     # A compromised sender: every version goes, releasable or not.
     as_seen = Peer("sender", "http://127.0.0.1:9", sender.federation.key.public, SERVED_HERE,
                    PeerStatus.ACTIVE, datetime.now(UTC))  # fmt: skip

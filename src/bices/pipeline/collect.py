@@ -98,14 +98,7 @@ class Collector:
         """A new version that supersedes the current one; only the originator may make it."""
         if not viewer.may_write:
             raise Forbidden("updating reports needs the analyst, collector or releaser role")
-        current = self.store.reports.current(viewer, report_id)
-        if current is None:
-            raise NotFound(f"report {report_id} not found")
-        if current.label.originator != viewer.member:
-            raise Forbidden(
-                f"report {report_id} originates from {current.label.originator}; "
-                "only its originator may issue a new version"
-            )
+        current = self._own_current(viewer, report_id, "issue a new version")
         if draft.id is not None and draft.id != report_id:
             raise Conflict(f"body id {draft.id} does not match the path id {report_id}")
         label = self._labeller(viewer)(draft.label)
@@ -113,20 +106,25 @@ class Collector:
         write = self._prepare(viewer, draft, label, report_id, version, datetime.now(UTC))
         return self._store([write])[0]
 
+    def _own_current(self, viewer: Viewer, report_id: str, doing: str) -> ReportVersion:
+        """The current version of a report the viewer may see and its member originated."""
+        current = self.store.reports.current(viewer, report_id)
+        if current is None:
+            raise NotFound(f"report {report_id} not found")
+        if current.label.originator != viewer.member:
+            raise Forbidden(
+                f"report {report_id} originates from {current.label.originator}; "
+                f"only its originator may {doing}"
+            )
+        return current
+
     def tearline(self, viewer: Viewer, report_id: str, draft: ReportDraft) -> ReportVersion:
         """A sanitised report made from the current version of `report_id` by a releasing
         officer of its originator, under a label no higher than the original's and not the
         same: a new report, linked to the original, that goes where its own label allows."""
         if not viewer.has(Role.RELEASER):
             raise Forbidden("making a tearline needs the releaser role")
-        original = self.store.reports.current(viewer, report_id)
-        if original is None:
-            raise NotFound(f"report {report_id} not found")
-        if original.label.originator != viewer.member:
-            raise Forbidden(
-                f"report {report_id} originates from {original.label.originator}; only its "
-                "originator may release a tearline of it"
-            )
+        original = self._own_current(viewer, report_id, "release a tearline of it")
         label = self._labeller(viewer)(draft.label)
         if label.classification > original.label.classification:
             raise InvalidInput(

@@ -195,30 +195,6 @@ class RfiService:
             raise InvalidInput("give either report_id (an existing report) or report (a new one)")
         rfi = self._visible(viewer, rfi_id)
         steps.may_answer(rfi, viewer)
-        if self.store.rfis.home_of(rfi_id) is not None:
-            new: ReportWrite | None = None
-            if draft is not None:  # the answer is this member's report, stored here first
-                if draft.type is not ReportType.RFI_RESPONSE:
-                    raise InvalidInput(
-                        f"report.type {draft.type.value!r}: an answer written here is an "
-                        "RFI-RESPONSE"
-                    )
-                new = self.collector.prepare(viewer, [draft], acting)[0]
-                given = new.version
-            else:
-                assert report_id is not None
-                found = self.store.reports.current(viewer, report_id)
-                if found is None:
-                    raise InvalidInput(f"report_id {report_id}: no such report visible to you")
-                given = found
-            directory = self.store.coalition.directory()
-            # Refused here what the home would refuse (another member's report, one the
-            # asker may not read), before anything is stored or sent.
-            steps.answer(rfi, viewer, given, reach(given.label, directory), datetime.now(UTC))
-            if new is not None:
-                self.collector.announce(self.store.reports.add([new]))
-            self._at_home(viewer, rfi, "answer", acting, report_id=given.id)
-            return self._served(viewer, rfi_id, acting)
         write: ReportWrite | None = None
         if draft is not None:
             if draft.type is not ReportType.RFI_RESPONSE:
@@ -235,6 +211,15 @@ class RfiService:
             report = found
         directory = self.store.coalition.directory()
         report_reach = reach(report.label, directory)
+        if self.store.rfis.home_of(rfi_id) is not None:
+            # Refused here what the home would refuse (another member's report, one the
+            # asker may not read), before anything is stored or sent; a new answer is this
+            # member's report, stored here first.
+            steps.answer(rfi, viewer, report, report_reach, datetime.now(UTC))
+            if write is not None:
+                self.collector.announce(self.store.reports.add([write]))
+            self._at_home(viewer, rfi, "answer", acting, report_id=report.id)
+            return self._served(viewer, rfi_id, acting)
 
         def decide(rfi: Rfi) -> Decided:
             change = steps.answer(rfi, viewer, report, report_reach, datetime.now(UTC))

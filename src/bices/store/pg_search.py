@@ -111,7 +111,10 @@ def search(conn: Connection, visible: tuple[int, ...], asked: Asked) -> Found:
     try:
         # The newest matches first, found by recency lexemes in the index alone: if there
         # are more than the node ranks, they are the answer (the newest of all matches).
-        frequent = _estimate(conn, words, visible) > 2 * (rank_limit + 1)
+        # Windows exist only past the first lexemes' seqs; only then is estimating worth it.
+        frequent = any(span <= newest for span in NEWEST_SPANS) and (
+            _estimate(conn, words, visible) > 2 * (rank_limit + 1)
+        )
         for span in NEWEST_SPANS if frequent else ():
             if span > newest:
                 break
