@@ -54,7 +54,9 @@ class NulScanner:
 
     def feed(self, chunk: bytes) -> bool:
         data = self._tail + chunk
-        if _ESCAPED_NUL.search(data):
+        # The regex has no literal prefix to skip ahead with (it starts at a lookbehind), so
+        # it would try every position: look for the escape itself first (a fast byte search).
+        if b"\\u0000" in data and _ESCAPED_NUL.search(data):
             return True
         # Keep what a match across the next chunk boundary may begin with: the last five
         # bytes and the run of backslashes before them (its parity decides).
