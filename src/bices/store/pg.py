@@ -19,6 +19,7 @@ from bices.store.pg_reports import PgReports
 from bices.store.pg_requirements import PgRequirements
 from bices.store.pg_rfis import PgRfis
 from bices.store.pg_schema import require_latest, upgrade
+from bices.store.pg_statistics import StatisticsKeeper
 from bices.store.pg_taxii import POSTGRES, PgTaxii
 from bices.store.tearlines import SqlTearlines
 
@@ -48,17 +49,21 @@ class PostgresStore:
             self.peers = SqlPeers(self.db.write, self.db.read, POSTGRES, append_audit)
             self.tearlines = SqlTearlines(self.db.read, POSTGRES)
             self.node_key = node_secret(self.db, "node-key", os.urandom(32))
+            self.statistics = StatisticsKeeper(self.db)
+            self.db.after_commit.append(self.statistics.after_write)
         except BaseException:
             self.db.close()
             raise
 
     def optimize(self) -> str:
         """Refresh the planner's statistics and reclaim dead rows (PostgreSQL's autovacuum
-        does this by itself in time; run it after a bulk load)."""
+        does this in time, and the node refreshes the search table's statistics by itself,
+        `pg_statistics`; run it after a bulk load)."""
         started = time.monotonic()
         with self.db.read() as conn:
             conn.execute("VACUUM (ANALYZE)")
         return f"vacuum and analyze in {time.monotonic() - started:.1f} s"
 
     def close(self) -> None:
+        self.statistics.close()
         self.db.close()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 WRITER_LOCK = 1  # every write transaction
 CHAIN_LOCK = 2  # the audit chain's head (taken by writes and by audited reads)
 MIGRATION_LOCK = 3  # schema upgrades
+ANALYZE_LOCK = 4  # planner statistics refreshed by the node (`pg_statistics`)
 
 
 class Row(tuple[Any, ...]):
