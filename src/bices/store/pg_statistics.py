@@ -45,7 +45,7 @@ class StatisticsKeeper:
         self._checked = float("-inf")
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.analysed = 0  # tables analysed by this process (operations and tests read it)
+        self.analysed = 0  # tables analysed by this process (the tests read it)
 
     def after_write(self) -> None:
         """Called after each committed write: start a check if none is due or running."""
