@@ -90,6 +90,16 @@ def label(*releasable_to: str, classification: str = "NATO SECRET") -> dict[str,
     return {"classification": classification, "releasable_to": list(releasable_to)}
 
 
+def update(site: Site, token: str, report_id: str, title: str) -> httpx.Response:
+    """A new version of a report, under REL TO NATO, KOR, asked of one site."""
+    return httpx.put(
+        f"{site.url}/api/v1/reports/{report_id}",
+        json=report_json(title=title, label=label("NATO", "KOR")),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
 def held(site: Site, token: str, report_id: str) -> dict[str, Any] | None:
     response = httpx.get(
         f"{site.url}/api/v1/reports/{report_id}",
@@ -163,13 +173,7 @@ def test_new_versions_propagate_and_stay_the_originators(coalition: Coalition) -
     c = coalition
     report_id = c.post(c.usa, title="Launch pad rollout, first look", label=label("NATO", "KOR"))
     arrives(c.kor, c.kor_user, report_id)
-    update = report_json(title="Launch pad rollout, confirmed", label=label("NATO", "KOR"))
-    response = httpx.put(
-        f"{c.nato.url}/api/v1/reports/{report_id}",
-        json=update,
-        headers={"Authorization": f"Bearer {c.usa}"},
-        timeout=10,
-    )
+    response = update(c.nato, c.usa, report_id, "Launch pad rollout, confirmed")
     assert response.status_code == 200, response.text
 
     def second_version() -> bool:
@@ -180,13 +184,7 @@ def test_new_versions_propagate_and_stay_the_originators(coalition: Coalition) -
     report = held(c.kor, c.kor_user, report_id)
     assert report is not None and report["title"] == "Launch pad rollout, confirmed"
     # KOR's users may not issue versions of USA's report on their node.
-    mine = report_json(title="Altered by the receiver", label=label("NATO", "KOR"))
-    response = httpx.put(
-        f"{c.kor.url}/api/v1/reports/{report_id}",
-        json=mine,
-        headers={"Authorization": f"Bearer {c.kor_user}"},
-        timeout=10,
-    )
+    response = update(c.kor, c.kor_user, report_id, "Altered by the receiver")
     assert response.status_code == 403
     assert "only its originator" in response.json()["detail"]
 

@@ -90,6 +90,14 @@ def _post(node: Node, posted: Posted) -> list[ReportVersion]:
     return stored
 
 
+def _peer(node: Node, prefix: str, members: list[str]) -> Peer:
+    """An active peer serving `members`, never reached (batches are only built), that has
+    been sent everything stored so far."""
+    return Peer(f"{prefix}{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public,
+                tuple(members), PeerStatus.ACTIVE, datetime.now(UTC),
+                sent_seq=node.store.outbox.head())  # fmt: skip
+
+
 def _set_statuses(node: Node, suspended: set[str]) -> None:
     for code in ELSEWHERE:
         member = node.store.coalition.get_member(code)
@@ -113,9 +121,7 @@ def test_a_peer_is_sent_exactly_what_its_members_could_see(
 ) -> None:
     node = sender
     _set_statuses(node, suspended)
-    peer = Peer(f"p{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public,
-                tuple(peer_members), PeerStatus.ACTIVE, datetime.now(UTC),
-                sent_seq=node.store.outbox.head())  # fmt: skip
+    peer = _peer(node, "p", peer_members)
     stored = _post(node, posted)
     batch = next_batch(node.store, peer, limit=1000)
     assert batch is not None
@@ -179,9 +185,7 @@ def test_a_peer_is_sent_exactly_the_rfis_its_members_could_see(
 ) -> None:
     node = sender
     _set_statuses(node, suspended)
-    peer = Peer(f"r{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public,
-                tuple(peer_members), PeerStatus.ACTIVE, datetime.now(UTC),
-                sent_seq=node.store.outbox.head())  # fmt: skip
+    peer = _peer(node, "r", peer_members)
     usa = node.coalition.viewer_of("usa.writer")
     rfis = []
     for level, rel, caveats in asked:
@@ -203,9 +207,7 @@ def test_a_batch_stops_growing_before_the_peers_body_limit(sender: Node) -> None
     """Versions with large attachments go a few at a time, so no batch outgrows what a
     peer accepts (and delivery never wedges on one)."""
     _set_statuses(sender, set())
-    head = sender.store.outbox.head()
-    peer = Peer(f"b{next(_names)}", "http://127.0.0.1:9", NodeKey(bytes(32)).public, ("KOR",),
-                PeerStatus.ACTIVE, datetime.now(UTC), sent_seq=head)  # fmt: skip
+    peer = _peer(sender, "b", ["KOR"])
     writer = sender.coalition.viewer_of("usa.writer")
     big = base64.b64encode(bytes(2 * 1024 * 1024)).decode()  # ~2.8 MB a version in a batch
     stored = []
