@@ -193,6 +193,8 @@ def kept_objects(draft: ReportDraft) -> dict[str, dict[str, Any]]:
     (attachment,) = draft.attachments
     assert attachment.media_type == "application/stix+json"
     kept = json.loads(attachment.content())
+    # made from bytes in hand: the base64 form says the same bytes
+    assert base64.b64decode(attachment.content_base64) == attachment.content()
     assert kept["type"] == "bundle"
     return {obj["id"]: obj for obj in kept["objects"]}
 

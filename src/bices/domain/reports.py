@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from bices.domain.labels import Label
 
@@ -88,8 +88,23 @@ class AttachmentDraft(BaseModel):
         default="application/octet-stream", max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$"
     )
     content_base64: str
+    _data: bytes | None = PrivateAttr(default=None)  # the content, when made from bytes
+
+    @classmethod
+    def holding(
+        cls, name: str, media_type: str, data: bytes, encoded: str | None = None
+    ) -> AttachmentDraft:
+        """An attachment of bytes already in hand (`encoded`: their base64, if known):
+        encoded at most once, never decoded again."""
+        if encoded is None:
+            encoded = base64.b64encode(data).decode("ascii")
+        draft = cls(name=name, media_type=media_type, content_base64=encoded)
+        draft._data = data
+        return draft
 
     def content(self) -> bytes:
+        if self._data is not None:
+            return self._data
         try:
             return base64.b64decode(self.content_base64, validate=True)
         except (binascii.Error, ValueError):

@@ -109,10 +109,8 @@ class Ingester:
         now = datetime.now(UTC)
         pairs = []
         for document in found:
-            attachment = AttachmentDraft(
-                name=original.name[:255] or "original",
-                media_type=document.media_type,
-                content_base64=encoded,
+            attachment = AttachmentDraft.holding(
+                original.name[:255] or "original", document.media_type, original.data, encoded
             )
             published = document.published
             try:

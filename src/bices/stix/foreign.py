@@ -14,7 +14,6 @@ report's label with the markings of each of those objects.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -161,7 +160,7 @@ def _number(value: object) -> bool:
 
 def _attachment(
     root: Mapping[str, Any], carried: Sequence[Mapping[str, Any]], index: Objects, marks: Markings
-) -> dict[str, str]:
+) -> AttachmentDraft:
     objects = [root, *carried]
     refs = {ref for obj in objects for ref in marks.refs(obj)}
     objects += [m for m in (index.get(ref) for ref in sorted(refs)) if m is not None]
@@ -170,9 +169,4 @@ def _attachment(
     # Compact: an indent would switch json to its pure-Python encoder (a third of a POST).
     data = json.dumps(kept, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     kind, uuid = str(root["id"]).split("--", 1)
-    draft = AttachmentDraft(
-        name=f"stix-{kind}-{uuid}.json",
-        media_type=MEDIA_TYPE,
-        content_base64=base64.b64encode(data).decode("ascii"),
-    )
-    return draft.model_dump()
+    return AttachmentDraft.holding(f"stix-{kind}-{uuid}.json", MEDIA_TYPE, data)

@@ -349,11 +349,7 @@ def _attachments(where: str, listed: object, index: Objects) -> list[AttachmentD
             raise InvalidInput(f"{where}: the content of {name!r} does not match its sha256/size")
         try:
             drafts.append(
-                AttachmentDraft(
-                    name=str(name),
-                    media_type=str(item.get("media_type")),
-                    content_base64=payload,
-                )
+                AttachmentDraft.holding(str(name), str(item.get("media_type")), data, payload)
             )
         except ValidationError as error:
             problem = error.errors()[0]["msg"]
