@@ -3,7 +3,11 @@
 Each version's objects come from the STIX mapping (`bices.stix.report_objects`) and are
 serialised once; they are kept in a bounded cache by (seq, whether its extraction is in,
 when the first version the viewer may see was stored), since a version never changes and
-its extraction arrives once.
+its extraction arrives once. The objects versions refer to (markings, extension
+definitions, identities) are mostly the same few for every version: each is serialised once
+per STIX version of it, keyed by (id, created, modified), which is what identifies an
+object's content in STIX; `created` is in the key because a report's objects may tell when
+the first version the viewer may see was stored.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class ObjectSource:
         self._cache: OrderedDict[tuple[int, bool, datetime | None], tuple[StixObject, ...]] = (
             OrderedDict()
         )
+        self._references: OrderedDict[tuple[str, object, object], StixObject] = OrderedDict()
         self._lock = threading.Lock()
 
     def of(
@@ -85,9 +90,25 @@ class ObjectSource:
                 self._cache.move_to_end(key)
                 return found
         objects = report_objects(version, extraction, first_stored_at=first_stored_at)
-        made = tuple(StixObject.of(obj) for obj in objects)
+        made = tuple(self._serialised(obj) for obj in objects)
         with self._lock:
             self._cache[key] = made
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
+        return made
+
+    def _serialised(self, obj: dict[str, Any]) -> StixObject:
+        if obj["type"] not in REFERENCE_TYPES:
+            return StixObject.of(obj)
+        key = (str(obj["id"]), obj.get("created"), obj.get("modified"))
+        with self._lock:
+            found = self._references.get(key)
+            if found is not None:
+                self._references.move_to_end(key)
+                return found
+        made = StixObject.of(obj)
+        with self._lock:
+            self._references[key] = made
+            while len(self._references) > self.capacity:
+                self._references.popitem(last=False)
         return made
