@@ -156,16 +156,20 @@ class StreamHub:
 
     async def _advance(self) -> bool:
         """Read the next outbox rows into the buffer; True if there may be more."""
+        if not self._subscribers:
+            # Nobody listens: read and keep no items (that would cost every write its share
+            # of this process), just move to the newest; whoever connects later with an
+            # older id reads the store.
+            newest = await asyncio.to_thread(self.store.outbox.head)
+            if not self._subscribers:  # still nobody, now that the read is back
+                if newest > self.head:
+                    self._seqs.clear()
+                    self._items.clear()
+                    self.head = self.floor = newest
+                return False
         rows = await asyncio.to_thread(self.store.outbox.after, self.head, self.batch)
         if not rows:
             return False
-        if not self._subscribers:
-            # Nobody listens: keep no items (building them would cost every write its share
-            # of this process); whoever connects later with an older id reads the store.
-            self._seqs.clear()
-            self._items.clear()
-            self.head = self.floor = rows[-1].seq
-            return len(rows) == self.batch
         # The directory read after the rows is at least as new as each row: a suspension
         # committed before a row was stored is known before that row is handed out.
         await self._refresh()
