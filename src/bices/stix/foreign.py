@@ -35,7 +35,6 @@ from bices.stix.importing import (
     Markings,
     Objects,
     combine,
-    label_draft,
     make_draft,
 )
 
@@ -81,7 +80,7 @@ def foreign_report(root: dict[str, Any], index: Objects, marks: Markings) -> Imp
         "title": _title(root, body),
         "body": body,
         "language": _language(text_of(root, "lang")),
-        "label": label_draft(combined),
+        "label": marks.draft(combined),
         "source": {
             "name": _source_name(root, author),
             "reliability": reliability.value,

@@ -176,6 +176,10 @@ class Markings:
     ) -> None:
         self.index, self.policy, self.member, self.directory = index, policy, member, directory
         self._labels: dict[str, Label] = {}
+        # The label of each set of markings met so far: the objects of an envelope mostly
+        # share a few (the label depends on the markings alone, within one bundle).
+        self._by_refs: dict[tuple[str, ...], Label] = {}
+        self._drafts: dict[Label, LabelDraft] = {}
 
     def refs(self, obj: Mapping[str, Any]) -> list[str]:
         """The ids of the markings of an object, whole and granular; refuses any that is not
@@ -208,6 +212,20 @@ class Markings:
                     f"{where} has no marking (object_marking_refs): BICES does not guess a label"
                 )
             return None
+        key = tuple(refs)
+        found = self._by_refs.get(key)
+        if found is None:
+            found = self._by_refs[key] = self._label_of(where, refs)
+        return found
+
+    def draft(self, label: Label) -> LabelDraft:
+        """`label_draft`, made once per label."""
+        found = self._drafts.get(label)
+        if found is None:
+            found = self._drafts[label] = label_draft(label)
+        return found
+
+    def _label_of(self, where: str, refs: list[str]) -> Label:
         ours = [m for m in (self.index.get(r) for r in refs) if m and is_label_marking(m)]
         if ours:
             labels = {self._bices_label(m) for m in ours}
@@ -286,7 +304,7 @@ def own_report(
         "title": root.get("name"),
         "body": root.get("description", ""),
         "language": ext.get("language"),
-        "label": label_draft(label),
+        "label": marks.draft(label),
         "source": _source(ext.get("source")),
         "reported_at": ext.get("reported_at"),
         "observed_at": ext.get("observed_at"),
