@@ -106,8 +106,13 @@ def selection_where(
         clauses.append(f"{STORED_AT} > {dialect.param('added_after')}")
         params["added_after"] = added_text(selection.added_after)
     if narrowed and (selection.report_ids is not None or selection.seqs is not None):
+        # One list of seqs, each half found by its own index: written as an OR of the two,
+        # both planners walk every selected version in seq order instead (a fetch by id
+        # then reads the whole collection).
         clauses.append(
-            f"({dialect.among('report_id', 'report_ids')} OR {dialect.among('seq', 'seqs')})"
+            f"seq IN (SELECT seq FROM report_versions WHERE "
+            f"{dialect.among('report_id', 'report_ids')} UNION ALL "
+            f"SELECT seq FROM report_versions WHERE {dialect.among('seq', 'seqs')})"
         )
         params["report_ids"] = dialect.listed(selection.report_ids or ())
         params["seqs"] = dialect.listed(selection.seqs or ())
