@@ -38,6 +38,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "tearlines", ("tearlines",)),
     Migration(4, "search: recency lexemes", ("pg_recency",)),
     Migration(5, "federation: RFIs mirrored from peers", ("rfi_mirrors",)),
+    Migration(6, "TAXII: when each version was added here", ("pg_added",)),
 )  # fmt: skip
 
 LATEST = MIGRATIONS[-1].version

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from bices.domain.audit import AuditDraft
@@ -45,13 +45,22 @@ class ExecutesMany(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
 
 
+def added_at(last: str | None, now: datetime | None = None) -> str:
+    """When a write's versions are added to this node, as TAXII gives `date_added`
+    (fixed-width text, so that text order is time order): now, or the last version's
+    time if the clock is behind it, so that it never decreases in store order (`last`: the
+    greatest stored so far)."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment if last is None or moment > last else last
+
+
 def version_rows(
-    versions: list[ReportVersion], new_ids: set[str]
+    versions: list[ReportVersion], new_ids: set[str], added: str
 ) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """The rows stored versions (seq and label_id assigned) add to the tables both backends
     keep, as (table and columns, rows): the versions, their reports (`new_ids`: those not
-    stored before), the current set and the outbox. Each backend's full-text index follows
-    by itself."""
+    stored before), the current set and the outbox. `added` is when they were added to this
+    node (`added_at`). Each backend's full-text index follows by itself."""
     return [
         ("report_versions", [
             (v.seq, v.id, v.version, 1, v.type.value, v.title, v.body, v.language,
@@ -61,7 +70,7 @@ def version_rows(
              None if v.observed_at is None else iso(v.observed_at),
              json.dumps([loc.model_dump() for loc in v.locations]),
              json.dumps([a.to_json() for a in v.attachments]),
-             v.author, iso(v.stored_at), v.signature)
+             v.author, iso(v.stored_at), v.signature, added)
             for v in versions
         ]),
         ("reports", [(v.id, v.version, v.seq) for v in versions if v.id in new_ids]),
@@ -77,11 +86,11 @@ def version_rows(
 
 
 def insert_versions(
-    conn: ExecutesMany, mark: str, versions: list[ReportVersion], new_ids: set[str]
+    conn: ExecutesMany, mark: str, versions: list[ReportVersion], new_ids: set[str], added: str
 ) -> None:
     """Insert stored versions with one `executemany` a table (`mark`: the backend's
     parameter marker)."""
-    for into, rows in version_rows(versions, new_ids):
+    for into, rows in version_rows(versions, new_ids, added):
         if rows:
             values = ", ".join([mark] * len(rows[0]))
             conn.executemany(f"INSERT INTO {into} VALUES ({values})", rows)

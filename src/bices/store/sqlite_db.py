@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bices.domain.members import BUILTIN_COMMUNITIES
+from bices.store.taxii_queries import BACKFILL_ADDED
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,17 @@ def _upgrade(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
     if "user_id" not in columns:  # before RFIs and alerts joined the outbox
         conn.execute("ALTER TABLE events ADD COLUMN user_id INTEGER")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(report_versions)")}
+    if "added_at" not in columns:  # before TAXII dated versions by their arrival here
+        conn.execute("BEGIN IMMEDIATE")  # the column, its values and its index, or nothing
+        try:
+            conn.execute("ALTER TABLE report_versions ADD COLUMN added_at TEXT")
+            conn.execute(BACKFILL_ADDED)
+            conn.execute("CREATE INDEX report_versions_added ON report_versions (added_at, seq)")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 class Database:

@@ -22,9 +22,11 @@ class VersionSelection:
     """Which versions a TAXII request reads.
 
     `labels` are the label ids of the collection that the viewer may see; `which` is `last`
-    (current versions), `first` (version 1) or `all`; `added_after` keeps versions stored
-    after it; `report_ids` and `seqs`, when given, narrow the read to versions of those
-    reports or at those seqs (either will do).
+    (current versions), `first` (version 1) or `all`; `added_after` keeps versions added to
+    this node after it, and `from_seq` is where those start in store order (`added_at`
+    never decreases with seq: `TaxiiReads.first_added_after`); `report_ids` and `seqs`,
+    when given, narrow the read to versions of those reports or at those seqs (either will
+    do).
     """
 
     labels: tuple[int, ...]
@@ -32,6 +34,7 @@ class VersionSelection:
     added_after: datetime | None = None
     report_ids: tuple[str, ...] | None = None
     seqs: tuple[int, ...] | None = None
+    from_seq: int = 0
 
 
 class TaxiiReads(Protocol):
@@ -39,9 +42,15 @@ class TaxiiReads(Protocol):
 
     def versions(
         self, selection: VersionSelection, after_seq: int, limit: int
-    ) -> list[tuple[ReportVersion, bool]]:
+    ) -> list[tuple[ReportVersion, bool, str]]:
         """The next selected versions after `after_seq` in store order, each with whether it
-        is its report's current version."""
+        is its report's current version and when it was added to this node (as TAXII's
+        `date_added`)."""
+        ...
+
+    def first_added_after(self, moment: datetime) -> int | None:
+        """The seq of the first version added to this node after `moment` (every later seq
+        was added after it too); None if there is none."""
         ...
 
     def at_seqs(self, seqs: Sequence[int], labels: tuple[int, ...]) -> list[ReportVersion]: ...

@@ -14,7 +14,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -35,8 +35,17 @@ STORED_AT = (
 )
 
 
+# Versions stored before `added_at` existed: the running greatest `stored_at` in store order
+# (so that it never decreases with seq), for either backend's upgrade.
+BACKFILL_ADDED = (
+    "UPDATE report_versions SET added_at = w.added FROM (SELECT seq, "
+    f"max({STORED_AT}) OVER (ORDER BY seq) AS added FROM report_versions) AS w "
+    "WHERE w.seq = report_versions.seq AND report_versions.added_at IS NULL"
+)
+
+
 def added_text(moment: datetime) -> str:
-    """A timestamp in the fixed-width form `STORED_AT` compares against."""
+    """A timestamp in the fixed-width form of `added_at` (and of `STORED_AT`)."""
     text = iso(moment)
     return text if len(text) == 27 else text[:19] + ".000000Z"
 
@@ -103,8 +112,11 @@ def selection_where(
     elif selection.which == "first":
         clauses.append("version = 1")
     if selection.added_after is not None:
-        clauses.append(f"{STORED_AT} > {dialect.param('added_after')}")
+        clauses.append(f"added_at > {dialect.param('added_after')}")
         params["added_after"] = added_text(selection.added_after)
+    if selection.from_seq:
+        clauses.append(f"seq >= {dialect.param('from_seq')}")
+        params["from_seq"] = selection.from_seq
     if narrowed and (selection.report_ids is not None or selection.seqs is not None):
         # One list of seqs, each half found by its own index: written as an OR of the two,
         # both planners walk every selected version in seq order instead (a fetch by id
@@ -135,19 +147,29 @@ class SelectionReads(ABC):
 
     def versions(
         self, selection: VersionSelection, after_seq: int, limit: int
-    ) -> list[tuple[ReportVersion, bool]]:
+    ) -> list[tuple[ReportVersion, bool, str]]:
         """The next `limit` selected versions after `after_seq` in store order, each with
-        whether it is its report's current version."""
+        whether it is its report's current version and its `added_at`."""
         if not selection.labels:
             return []
         d = self._dialect
-        where, params = selection_where(selection, d)
+        # One lower bound on seq, so that the planner walks the index from it.
+        after_seq = max(after_seq, selection.from_seq - 1)
+        where, params = selection_where(replace(selection, from_seq=0), d)
         rows = self.conn.execute(
-            f"SELECT {self._columns}, current FROM report_versions "
+            f"SELECT {self._columns}, current, added_at FROM report_versions "
             f"WHERE seq > {d.param('after')} AND {where} ORDER BY seq LIMIT {d.param('limit')}",
             {**params, "after": after_seq, "limit": limit},
         ).fetchall()
-        return [(self._reports.row(row), bool(row["current"])) for row in rows]
+        return [(self._reports.row(row), bool(row["current"]), row["added_at"]) for row in rows]
+
+    def first_added_after(self, moment: datetime) -> int | None:
+        row = self.conn.execute(
+            f"SELECT seq FROM report_versions WHERE added_at > {self._dialect.param('moment')} "
+            "ORDER BY added_at, seq LIMIT 1",
+            {"moment": added_text(moment)},
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def at_seqs(self, seqs: Sequence[int], labels: tuple[int, ...]) -> list[ReportVersion]:
         """The versions at `seqs` under one of `labels` (the visible ones), in store order."""

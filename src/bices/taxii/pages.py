@@ -5,7 +5,9 @@ collection's labels, in store order (seq), each followed by nothing else, contri
 STIX objects in the order the mapping gives (the `report` first). An object a version only
 refers to (its label's marking definitions, the extension definitions, the originator's
 identity) is served once, with the first version of the stream that carries it; every other
-object comes with its version. Its `date_added` is the version's `stored_at`.
+object comes with its version. Its `date_added` is when the version was added to this
+node (`added_at`: for a version received from a peer, when it arrived, not when its origin
+stored it), which never decreases in store order.
 
 A page position is (seq, index of the object in that version); `next` is where a page ended,
 sealed (`filters.Position`), so new versions (higher seqs) never shift what a client has not
@@ -14,11 +16,11 @@ read yet, and no client learns a seq.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bices.domain.reports import ReportVersion
 from bices.store.taxii import TaxiiReads, VersionSelection
-from bices.taxii.filters import ObjectQuery, Position, stix_time
+from bices.taxii.filters import ObjectQuery, Position
 from bices.taxii.objects import ObjectSource, StixObject
 
 REPORT_PREFIX = "report--"
@@ -35,10 +37,7 @@ class Served:
     obj: StixObject
     version: ReportVersion
     position: Position
-
-    @property
-    def date_added(self) -> str:
-        return stix_time(self.version.stored_at)
+    date_added: str  # when the version was added to this node (`added_at`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +105,7 @@ def narrowed(
             seqs.extend(introduced[object_id])
         else:
             return selection
-    return VersionSelection(
-        selection.labels, selection.which, selection.added_after, tuple(report_ids), tuple(seqs)
-    )
+    return replace(selection, report_ids=tuple(report_ids), seqs=tuple(seqs))
 
 
 def _admitted(
@@ -152,9 +149,9 @@ def read(
         batch = snap.versions(reading, cursor_seq, size)
         if not batch:
             return Page(items, False, None)
-        extractions = snap.extractions([v.seq for v, _ in batch])
-        created = snap.first_stored([v.id for v, _ in batch if v.version > 1], visible)
-        for version, current in batch:
+        extractions = snap.extractions([v.seq for v, _, _ in batch])
+        created = snap.first_stored([v.id for v, _, _ in batch if v.version > 1], visible)
+        for version, current, added in batch:
             objects = source.of(version, extractions.get(version.seq), created.get(version.id))
             for index, obj in enumerate(objects):
                 if (version.seq, index) <= (after.seq, after.index):
@@ -163,7 +160,7 @@ def read(
                     continue
                 if len(items) == query.limit:
                     return Page(items, True, items[-1].position)
-                items.append(Served(obj, version, Position(version.seq, index)))
+                items.append(Served(obj, version, Position(version.seq, index), added))
             examined += 1
             if examined >= SCAN_VERSIONS:
                 return Page(items, True, Position(version.seq, len(objects)))

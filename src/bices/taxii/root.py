@@ -92,7 +92,12 @@ class TaxiiRoot:
         self, snap: TaxiiReads, visible: tuple[int, ...], collection: Collection, query: ObjectQuery
     ) -> VersionSelection:
         labels = tuple(i for i in visible if collection.admits(snap.label(i)))
-        return VersionSelection(labels, query.versions.which, query.added_after)
+        if query.added_after is None:
+            return VersionSelection(labels, query.versions.which)
+        first = snap.first_added_after(query.added_after)
+        if first is None:  # nothing was added since
+            return VersionSelection((), query.versions.which, query.added_after)
+        return VersionSelection(labels, query.versions.which, query.added_after, from_seq=first)
 
     def _page(self, viewer: Viewer, key: str, query: ObjectQuery, via: str) -> Page:
         collection = self.collection(viewer, key)
