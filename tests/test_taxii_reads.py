@@ -10,7 +10,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bices.domain.labels import Label
@@ -188,5 +188,27 @@ def test_a_data_folder_from_before_added_at_is_dated_in_store_order(tmp_path: Pa
         expected = [i.obj.id for i in seen if i.date_added > after and not i.obj.is_reference]
         assert [i.obj.id for i in news if not i.obj.is_reference] == expected
         assert expected and all(i.date_added > after for i in news)
+    finally:
+        node.close()
+
+
+def test_a_write_after_the_clock_went_back_is_still_news(tmp_path: Path) -> None:
+    """Each write is dated after every earlier one, even when the clock has gone back since
+    (here: the last write dated a day ahead): a poll from the last date given gets it."""
+    node, root, _ = filled(tmp_path / "node", 10)
+    try:
+        ahead = stix_time(datetime.now(UTC) + timedelta(days=1))
+        with node.store.db.write() as conn:
+            conn.execute("UPDATE report_versions SET added_at = ? WHERE seq = "
+                         "(SELECT max(seq) FROM report_versions)", (ahead,))  # fmt: skip
+        viewer = node.coalition.viewer_of("usa.analyst")
+        assert pages_of(root, viewer, [])[-1].date_added == ahead
+        status = root.add(
+            viewer, "ingest", json.dumps(envelope(stix_report(LABEL, "Next"))).encode()
+        )
+        assert status["success_count"] > 0
+        news = pages_of(root, viewer, [("added_after", ahead)])
+        assert [json.loads(i.obj.text)["name"] for i in news if i.obj.type == "report"] == ["Next"]
+        assert all(i.date_added > ahead for i in news)
     finally:
         node.close()

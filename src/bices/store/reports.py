@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from bices.domain.audit import AuditDraft
@@ -45,13 +45,19 @@ class ExecutesMany(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
 
 
+ADDED_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width: text order is time order
+
+
 def added_at(last: str | None, now: datetime | None = None) -> str:
-    """When a write's versions are added to this node, as TAXII gives `date_added`
-    (fixed-width text, so that text order is time order): now, or the last version's
-    time if the clock is behind it, so that it never decreases in store order (`last`: the
-    greatest stored so far)."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment if last is None or moment > last else last
+    """When a write's versions are added to this node, as TAXII gives `date_added`: now,
+    or a microsecond after the last write's (`last`: the greatest stored so far) if the
+    clock is not past it, so that each write is dated after every earlier one and a poll
+    from the last date it was given misses no later write."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    if last is not None:
+        after_last = datetime.strptime(last, ADDED_FORMAT).replace(tzinfo=UTC)
+        moment = max(moment, after_last + timedelta(microseconds=1))
+    return moment.strftime(ADDED_FORMAT)
 
 
 def version_rows(
