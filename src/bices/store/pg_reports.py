@@ -26,8 +26,8 @@ from bices.store.pg_outbox import next_seq
 from bices.store.reports import (
     COLUMNS,
     ReportReads,
-    added_at,
     check_versions,
+    next_added_at,
     number,
     version_rows,
 )
@@ -166,8 +166,7 @@ class PgReports(ReportReads[Connection]):
         new_ids = check_versions(writes, {row[0]: row[1] for row in current})
         ready = number(writes, next_seq(conn), lambda label: label_id_of(conn, label))
         _supersede(conn, ready.versions, new_ids)
-        last = conn.execute("SELECT max(added_at) FROM report_versions").fetchone()
-        added = added_at(last[0] if last else None)
+        added = next_added_at(conn)
         with conn.cursor() as cur:
             for into, rows in version_rows(ready.versions, new_ids, added):  # COPY: fewest trips
                 with cur.copy(f"COPY {into} FROM STDIN") as copy:

@@ -60,6 +60,12 @@ def added_at(last: str | None, now: datetime | None = None) -> str:
     return moment.strftime(ADDED_FORMAT)
 
 
+def next_added_at(conn: Executes) -> str:
+    """`added_at` for the write the caller's transaction makes, after the newest stored."""
+    row = conn.execute("SELECT max(added_at) FROM report_versions", ()).fetchone()
+    return added_at(row[0] if row is not None else None)
+
+
 def version_rows(
     versions: list[ReportVersion], new_ids: set[str], added: str
 ) -> list[tuple[str, list[tuple[Any, ...]]]]:

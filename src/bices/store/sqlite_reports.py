@@ -18,9 +18,9 @@ from bices.store.listing import Asked, Found
 from bices.store.reports import (
     COLUMNS,
     ReportReads,
-    added_at,
     check_versions,
     insert_versions,
+    next_added_at,
     number,
 )
 from bices.store.sqlite_audit import append_audit
@@ -50,8 +50,7 @@ def _supersede(conn: sqlite3.Connection, report_id: str, version: int, seq: int)
 
 def _insert(conn: sqlite3.Connection, versions: list[ReportVersion], new_ids: set[str]) -> None:
     """Insert stored versions into every table that holds them, the FTS5 index included."""
-    last = conn.execute("SELECT max(added_at) FROM report_versions").fetchone()[0]
-    insert_versions(conn, "?", versions, new_ids, added_at(last))
+    insert_versions(conn, "?", versions, new_ids, next_added_at(conn))
     conn.executemany(
         "INSERT INTO report_fts (rowid, title, body, label_token) VALUES (?, ?, ?, ?)",
         [(v.seq, v.title, v.body, f"l{v.label_id}") for v in versions],

@@ -15,12 +15,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from bices.domain.labels import Label
 from bices.domain.reports import ReportVersion, iso
 from bices.domain.users import Viewer
+from bices.store.reports import ADDED_FORMAT
 from bices.store.taxii import VersionSelection
 from bices.store.visibility import LabelIndex
 
@@ -46,8 +47,7 @@ BACKFILL_ADDED = (
 
 def added_text(moment: datetime) -> str:
     """A timestamp in the fixed-width form of `added_at` (and of `STORED_AT`)."""
-    text = iso(moment)
-    return text if len(text) == 27 else text[:19] + ".000000Z"
+    return moment.astimezone(UTC).strftime(ADDED_FORMAT)
 
 
 @dataclass(frozen=True, slots=True)
