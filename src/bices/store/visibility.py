@@ -8,12 +8,12 @@ cached per (viewer's clearance, caveats, member, directory version, number of la
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from bices.domain.labels import Label
 from bices.domain.users import Viewer
 from bices.policy import Directory, may_see
+from bices.recent import Recent
 
 ViewerKey = tuple[str, int, frozenset[str], int, int]
 # Reads the current directory and its version number (bumped on every change).
@@ -28,7 +28,7 @@ class LabelIndex:
         self._labels: dict[int, Label] = {}
         self._max_id = 0
         self._lock = threading.Lock()
-        self._visible: OrderedDict[ViewerKey, tuple[int, ...]] = OrderedDict()
+        self._visible: Recent[ViewerKey, tuple[int, ...]] = Recent(512)
 
     def get(self, label_id: int) -> Label:
         label = self._labels.get(label_id)
@@ -55,17 +55,13 @@ class LabelIndex:
             directory_version,
             len(self._labels),
         )
+        cached = self._visible.get(key)
+        if cached is not None:
+            return cached
         with self._lock:
-            cached = self._visible.get(key)
-            if cached is not None:
-                self._visible.move_to_end(key)
-                return cached
             labels = list(self._labels.items())
         visible = tuple(
             sorted(label_id for label_id, label in labels if may_see(viewer, label, directory))
         )
-        with self._lock:
-            self._visible[key] = visible
-            while len(self._visible) > 512:
-                self._visible.popitem(last=False)
+        self._visible.put(key, visible)
         return visible

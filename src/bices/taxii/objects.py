@@ -13,13 +13,12 @@ the first version the viewer may see was stored.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bices.domain.reports import ReportVersion
+from bices.recent import Recent
 from bices.stix import report_objects
 from bices.taxii.filters import timestamp
 
@@ -66,12 +65,10 @@ class ObjectSource:
     """The objects of each version, generated once and kept while room allows."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._cache: OrderedDict[tuple[int, bool, datetime | None], tuple[StixObject, ...]] = (
-            OrderedDict()
+        self._cache: Recent[tuple[int, bool, datetime | None], tuple[StixObject, ...]] = Recent(
+            capacity
         )
-        self._references: OrderedDict[tuple[str, object, object], StixObject] = OrderedDict()
-        self._lock = threading.Lock()
+        self._references: Recent[tuple[str, object, object], StixObject] = Recent(capacity)
 
     def of(
         self,
@@ -84,31 +81,19 @@ class ObjectSource:
         `created`, and is part of the cache key: viewers who may see different versions of
         one report are served different objects, and never each other's."""
         key = (version.seq, extraction is not None, first_stored_at)
-        with self._lock:
-            found = self._cache.get(key)
-            if found is not None:
-                self._cache.move_to_end(key)
-                return found
-        objects = report_objects(version, extraction, first_stored_at=first_stored_at)
-        made = tuple(self._serialised(obj) for obj in objects)
-        with self._lock:
-            self._cache[key] = made
-            while len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
-        return made
+        found = self._cache.get(key)
+        if found is None:
+            objects = report_objects(version, extraction, first_stored_at=first_stored_at)
+            found = tuple(self._serialised(obj) for obj in objects)
+            self._cache.put(key, found)
+        return found
 
     def _serialised(self, obj: dict[str, Any]) -> StixObject:
         if obj["type"] not in REFERENCE_TYPES:
             return StixObject.of(obj)
         key = (str(obj["id"]), obj.get("created"), obj.get("modified"))
-        with self._lock:
-            found = self._references.get(key)
-            if found is not None:
-                self._references.move_to_end(key)
-                return found
-        made = StixObject.of(obj)
-        with self._lock:
-            self._references[key] = made
-            while len(self._references) > self.capacity:
-                self._references.popitem(last=False)
-        return made
+        found = self._references.get(key)
+        if found is None:
+            found = StixObject.of(obj)
+            self._references.put(key, found)
+        return found
