@@ -61,8 +61,12 @@ class Coalition:
         self.releaser = self.nato.user("USA", "usa.releaser", ("analyst", "releaser"))
         self.kor_user = self.kor.user("KOR", "kor.analyst")
         self.jpn_user = self.jpn.user("JPN", "jpn.analyst")
-        for site in self.sites:
-            site.start()
+        try:
+            for site in self.sites:
+                site.start()
+        except BaseException:  # a site that did not start leaves none running behind it
+            self.close()
+            raise
         # Each side registers the other after checking its key's fingerprint. The KOR node
         # is told that the NATO node serves USA and EST only: GBR's reports are refused
         # there, as a misconfigured or compromised sender's would be.
