@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ class Listener:
     opened: threading.Event = field(default_factory=threading.Event)
     events: queue.Queue[Event] = field(default_factory=queue.Queue)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _socket: socket.socket | None = None
     body: str = ""
 
     def start(self) -> Listener:
@@ -48,6 +51,8 @@ class Listener:
             url = f"{self.base}/api/v1/stream"
             with httpx.stream("GET", url, headers=headers, params=self.params,
                               timeout=timeout) as response:  # fmt: skip
+                network = response.extensions.get("network_stream")
+                self._socket = network.get_extra_info("socket") if network else None
                 self.status = response.status_code
                 if response.status_code != 200:
                     self.body = response.read().decode()
@@ -99,4 +104,9 @@ class Listener:
                 return got
 
     def close(self) -> None:
+        """Stop reading and hang up at once, as a browser leaving the page does: a stream
+        left open would hold the server's shutdown for its whole grace period."""
         self._stop.set()
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)

@@ -224,6 +224,7 @@ def test_what_a_stream_sends_is_audited(server: RunningServer, coalition: Coalit
         time.sleep(0.1)
     assert [(e.target, e.detail["via"]) for e in reads] == [(sent, "stream")]
     assert reads[0].label_id == server.node.store.reports.current_unfiltered(sent).label_id  # type: ignore[union-attr]
+    listener.close()
 
 
 @pytest.mark.parametrize(
