@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import socket
 import threading
 import time
@@ -77,6 +78,8 @@ def _postgres_ready() -> bool:
     once, so that per-test schemas (dropped afterwards) never carry them."""
     try:
         with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+            # Test processes running in parallel would race to create them: one at a time.
+            conn.execute("SELECT pg_advisory_lock(hashtext('bices tests: extensions'))")
             for extension in ("unaccent", "pg_trgm"):
                 conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public")
     except psycopg.OperationalError:
@@ -231,11 +234,32 @@ def report_json(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+# Ports for test servers come from below the kernel's ephemeral range (32768 and up on
+# Linux), so that no outgoing connection holds one; under pytest-xdist each worker probes
+# only its own share of the range, so two workers never pick the same port between
+# finding it free and binding it.
+_PORTS = range(20000, 32000)
+_ports_given: set[int] = set()
+_port_order = random.Random()  # not the global one, which hypothesis seeds
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port that is free now and that this process never gave out before."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = list(_PORTS[worker::workers])
+    _port_order.shuffle(share)
+    for port in share:
+        if port in _ports_given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
         return port
+    raise RuntimeError(f"no free loopback port left in {_PORTS} for this worker")
 
 
 def wait_for_health(base: str, timeout_s: float = 20) -> None:
