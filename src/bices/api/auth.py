@@ -30,5 +30,10 @@ def current_viewer(
     return viewer
 
 
+async def _node(request: Request) -> Node:
+    """`node_of` as a dependency: async, so FastAPI does not hand it to a worker thread."""
+    return node_of(request)
+
+
 CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
-NodeDep = Annotated[Node, Depends(node_of)]
+NodeDep = Annotated[Node, Depends(_node)]

@@ -91,7 +91,7 @@ class NoNul:
         await self.app(scope, scanning_receive, send)
 
 
-def refuse_nul(connection: HTTPConnection) -> None:
+async def refuse_nul(connection: HTTPConnection) -> None:
     """A dependency of every route: U+0000 in the path or the query is refused (a
     WebSocket is closed with 1008, policy violation)."""
     if "\x00" in connection.url.path or any(

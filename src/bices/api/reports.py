@@ -37,7 +37,7 @@ LangQ = Annotated[list[str] | None, Query(description="ISO 639 language codes")]
 CursorQ = Annotated[str | None, Query(max_length=200)]
 
 
-def report_filter(
+async def report_filter(
     type: TypeQ = None,
     member: MemberQ = None,
     classification: ClassQ = None,

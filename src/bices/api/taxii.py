@@ -118,13 +118,17 @@ async def answer(
     """Authenticate, negotiate, check the API root named in the path (if any), run `work`
     off the event loop; map every refusal to a TAXII error, recording refused writes in
     the audit trail as the REST API does."""
-    try:
-        viewer = await run_in_threadpool(authenticate, request)
+
+    def authorised() -> Response:
+        viewer = authenticate(request)
         if not media.accepts_taxii(request.headers.get("accept")):
             raise Refusal(406, f"this server answers only {media.TAXII_21}; check Accept")
         if api_root is not None:
             _check_root(api_root)
-        return await run_in_threadpool(work, viewer)
+        return work(viewer)
+
+    try:
+        return await run_in_threadpool(authorised)  # one hop to a worker thread, not two
     except Refusal as refusal:
         return await refused(request, refusal.status, str(refusal), refusal.headers)
     except MalformedJson as bad:
