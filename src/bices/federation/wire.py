@@ -184,7 +184,7 @@ def signed_part(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key not in unsigned}
 
 
-def version_of(wire: ItemWire) -> tuple[ReportVersion, list[bytes]]:
+def version_of(wire: ItemWire) -> tuple[ReportVersion, dict[str, bytes]]:
     """The version an item carries and its attachments' bytes (ValueError if malformed)."""
     label = Label.from_json(wire.label.model_dump())
     version = ReportVersion(
@@ -206,7 +206,7 @@ def version_of(wire: ItemWire) -> tuple[ReportVersion, list[bytes]]:
         stored_at=datetime.fromisoformat(wire.stored_at),
         signature=wire.signature,
     )
-    blobs: list[bytes] = []
+    blobs: dict[str, bytes] = {}
     for attachment in version.attachments:
         encoded = wire.blobs.get(attachment.sha256)
         if encoded is None:
@@ -214,7 +214,7 @@ def version_of(wire: ItemWire) -> tuple[ReportVersion, list[bytes]]:
         data = base64.b64decode(encoded, validate=True)
         if hashlib.sha256(data).hexdigest() != attachment.sha256 or len(data) != attachment.size:
             raise ValueError(f"attachment {attachment.name!r} does not match its digest and size")
-        blobs.append(data)
+        blobs[attachment.sha256] = data
     return version, blobs
 
 

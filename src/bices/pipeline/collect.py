@@ -172,7 +172,7 @@ class Collector:
         version: int,
         now: datetime,
     ) -> ReportWrite:
-        blobs: list[bytes] = []
+        blobs: dict[str, bytes] = {}
         attachments: list[Attachment] = []
         for attachment in draft.attachments:
             try:
@@ -184,11 +184,11 @@ class Collector:
                     f"attachment {attachment.name!r} is {len(data)} bytes; "
                     f"the limit is {self.limits.max_attachment_bytes}"
                 )
-            blobs.append(data)
+            digest = hashlib.sha256(data).hexdigest()
+            blobs[digest] = data
             attachments.append(
-                Attachment(hashlib.sha256(data).hexdigest(), attachment.name,
-                           attachment.media_type, len(data))
-            )  # fmt: skip
+                Attachment(digest, attachment.name, attachment.media_type, len(data))
+            )
         unsigned = ReportVersion(
             id=report_id,
             version=version,

@@ -121,10 +121,12 @@ class StoredBlob:
 
 @dataclass(slots=True)
 class ReportWrite:
-    """A version to store with its new attachment blobs and its audit event."""
+    """A version to store with its attachments' bytes and its audit event."""
 
     version: ReportVersion
-    blobs: list[bytes] = field(default_factory=list)
+    # Attachment bytes by their sha256, which the maker of the write computed from them or
+    # checked them against; the store keeps them under it (content-addressed).
+    blobs: dict[str, bytes] = field(default_factory=dict)
     audit: AuditDraft | None = None
     received: bool = False  # from a peer node: earlier versions may never have been due here
     tearline_of: tuple[str, int] | None = None  # the report and version this one sanitises

@@ -5,7 +5,6 @@ back from, the checks and numbering of a write, and the reads under the rule
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -159,7 +158,7 @@ def number(
         if label_id is None:
             label_id = label_ids[v.label] = label_id_of(v.label)
         versions.append(replace(v, seq=seq, label_id=label_id))
-        blobs.extend((hashlib.sha256(d).hexdigest(), len(d), d) for d in write.blobs)
+        blobs.extend((sha256, len(data), data) for sha256, data in write.blobs.items())
         if write.audit is not None:
             audits.append(replace(write.audit, label_id=label_id))
         if write.tearline_of is not None:
