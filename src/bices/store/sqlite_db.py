@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bices.domain.members import BUILTIN_COMMUNITIES
+from bices.store.sqlite_checkpoint import Checkpointer
 from bices.store.taxii_queries import BACKFILL_ADDED
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+CHECKPOINT_INTERVAL_S = 0.1  # the shortest time between two WAL checkpoints
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -233,6 +235,8 @@ class Database:
         # Opened for the lock alone (never written); the kernel releases it if we die.
         self._lock_file = open(path.with_name(path.name + "-lock"), "a")  # noqa: SIM115
         self._writer = self._connect()
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+        self._checkpoints = Checkpointer(self._connect, CHECKPOINT_INTERVAL_S)
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         # Called after each committed write, outside the lock (the audit log's drain).
@@ -296,6 +300,7 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        self._checkpoints.nudge()
         if self.after_commit is not None:
             try:
                 self.after_commit()
@@ -321,5 +326,6 @@ class Database:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        self._checkpoints.close()
         self._writer.close()
         self._lock_file.close()
