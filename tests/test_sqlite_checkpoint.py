@@ -5,7 +5,6 @@ what was committed is there for the next process even if no checkpoint ever ran.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -43,9 +42,12 @@ def test_a_commit_does_not_checkpoint_and_the_thread_does(tmp_path: Path) -> Non
         after, wal = sizes(path)
         assert after == before and wal > 6_000_000  # the commit itself copied nothing
         assert db._checkpoints.runs == first
+        thread = db._checkpoints._thread
+        assert thread is not None and thread.is_alive()
     finally:
         db.close()
-    assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+    assert not thread.is_alive()  # close stops it (after a last checkpoint)
+    assert sizes(path)[0] > 12_000_000
 
 
 def test_close_checkpoints_what_was_written(tmp_path: Path) -> None:

@@ -116,8 +116,9 @@ def create_app(
     )
     app.state.node = node
     errors.install(app)
-    # FastAPI tries routes in order, each miss costing ~18k instructions (about 80 routes:
-    # 1.4M for the last), so the most asked come first. No two routers' paths overlap.
+    # FastAPI tries routes in order, and each miss costs (FastAPI 0.165, callgrind) ~18k
+    # instructions: the last of ~80 routes paid 1.4M before its own work. So the most asked
+    # come first; no two routers' paths overlap (tests/test_routing.py), so order is free.
     for module in (operations, taxii, reports, stream, entities, rfis, requirements, members,
                    users, ingest, federation):  # fmt: skip
         app.include_router(module.router)
