@@ -78,3 +78,23 @@ def test_what_was_committed_survives_without_any_checkpoint(tmp_path: Path) -> N
         assert count == 700
     finally:
         other.close()
+
+
+def test_the_log_stays_bounded_under_steady_writes(tmp_path: Path) -> None:
+    """A checkpoint that runs beside the writers never finds the whole log copied, and the
+    log restarts only then: without the pass under the writers' lock the log grew by all
+    that was written (430 MB for a 150 MB database)."""
+    path = tmp_path / "notes.db"
+    db = Database(path, SCHEMA)
+    db._checkpoints.interval_s = 0.01
+    db._checkpoints.max_frames = 200
+    try:
+        for _ in range(100):  # 100 writes of 300 KB: 30 MB, back to back
+            write_notes(db, 100)
+            time.sleep(0.002)
+        _, wal = sizes(path)
+        assert db._checkpoints.quiet_runs >= 1
+        assert wal < 15_000_000, f"the log holds {wal} bytes after 30 MB were written"
+    finally:
+        db.close()
+    assert sizes(path)[0] > 30_000_000

@@ -236,7 +236,7 @@ class Database:
         self._lock_file = open(path.with_name(path.name + "-lock"), "a")  # noqa: SIM115
         self._writer = self._connect()
         self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
-        self._checkpoints = Checkpointer(self._connect, CHECKPOINT_INTERVAL_S)
+        self._checkpoints = Checkpointer(self._connect, self._writers_held, CHECKPOINT_INTERVAL_S)
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         # Called after each committed write, outside the lock (the audit log's drain).
@@ -289,9 +289,15 @@ class Database:
             conn.execute("COMMIT")
 
     @contextmanager
+    def _writers_held(self) -> Iterator[None]:
+        """No writer of this process or any other runs meanwhile."""
+        with self._write_lock, self._between_processes():
+            yield
+
+    @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; it commits on leaving, or rolls back on an exception."""
-        with self._write_lock, self._between_processes():
+        with self._writers_held():
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
