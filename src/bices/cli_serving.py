@@ -97,21 +97,26 @@ def _serve(node: Node, host: str, port: int) -> None:
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Several processes on one port; each opens the node itself from ``BICES_*``."""
-    import uvicorn
+    """Several processes on one port and one data folder; each opens the node itself from
+    ``BICES_*``, and this one hands each connection to the least busy of them."""
+    from bices.serving.dispatch import Dispatcher, StartupFailed, worker_command
 
-    os.environ.update(_environment(settings))
+    dispatcher = Dispatcher(
+        host, port, workers, worker_command(STREAMS_GRACE_S), env=_environment(settings),
+        grace_s=STREAMS_GRACE_S,
+    )  # fmt: skip
+    try:
+        dispatcher.bind()
+    except OSError as error:
+        err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {error.strerror}")
+        raise typer.Exit(1) from None
+    err.print(f"bices serve: {workers} workers on http://{host}:{dispatcher.port}")
     with _exploitation(settings):
-        uvicorn.run(
-            "bices.api.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            timeout_graceful_shutdown=STREAMS_GRACE_S,
-            **_log_config(settings),
-        )
+        try:
+            dispatcher.run()
+        except StartupFailed as failure:
+            err.print(f"[red]error:[/red] {failure}")
+            raise typer.Exit(1) from None
 
 
 @app.command("worker")

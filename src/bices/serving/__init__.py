@@ -1,0 +1,2 @@
+"""`bices serve --workers N`: the parent that accepts connections and the workers it hands
+them to (`dispatch`, `worker`)."""

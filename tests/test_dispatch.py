@@ -1,0 +1,162 @@
+"""`bices serve --workers N` hands each connection to the worker with the fewest open, starts
+a worker again when one dies, gives up when workers cannot start, and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bices.serving.dispatch import RESTARTS_ALLOWED, Dispatcher, StartupFailed
+from tests.conftest import free_port, make_node, node_env, wait_for_health
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return sorted(found)
+
+
+def peer_ports(pid: int, server_port: int) -> set[int]:
+    """The client ports of the TCP connections to `server_port` that process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if state == "01" and inode in inodes and int(local.split(":")[1], 16) == server_port:
+            ports.add(int(remote.split(":")[1], 16))
+    return ports
+
+
+@contextmanager
+def serving(tmp_path: Path, workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    node = make_node(tmp_path / "node")
+    env = {**node_env(node), "BICES_EXPLOIT": "false"}
+    node.close()
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bices", "serve", "--port", str(port), "--workers", str(workers)],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", timeout_s=60)
+        yield server, port
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+        log.close()
+
+
+def connect(port: int) -> tuple[httpx.Client, int]:
+    """A keep-alive client that has made one request, and its local port."""
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    stream = answer.extensions["network_stream"]
+    return client, stream.get_extra_info("client_addr")[1]
+
+
+def holders(server: subprocess.Popen[bytes], port: int, clients: list[int]) -> dict[int, set[int]]:
+    """For each worker process, which of `clients` (local ports) it serves."""
+    deadline = time.monotonic() + 5
+    while True:
+        held = {pid: peer_ports(pid, port) & set(clients) for pid in children(server.pid)}
+        if sum(len(p) for p in held.values()) == len(clients) or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
+
+
+def test_connections_are_spread_evenly_and_closed_ones_are_counted(tmp_path: Path) -> None:
+    with serving(tmp_path, workers=2) as (server, port):
+        time.sleep(0.3)  # the health checks' connections are closed and reported
+        opened = [connect(port) for _ in range(4)]
+        held = holders(server, port, [p for _, p in opened])
+        assert sorted(len(ports) for ports in held.values()) == [2, 2], held
+        assert not peer_ports(server.pid, port), "the dispatcher keeps no connection"
+
+        # Close both connections of one worker: the next two go to it.
+        emptied, mine = next(iter(held.items()))
+        for client, client_port in opened:
+            if client_port in mine:
+                client.close()
+        time.sleep(0.5)  # within a tick (0.1 s) the worker reports them closed
+        again = [connect(port) for _ in range(2)]
+        assert holders(server, port, [p for _, p in again])[emptied] == {p for _, p in again}
+        for client, _ in opened + again:
+            client.close()
+
+
+def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    with serving(tmp_path, workers=2) as (server, port):
+        first = children(server.pid)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = children(server.pid)
+            if len(now) == 2 and first[0] not in now:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"no new worker: {children(server.pid)}")
+        time.sleep(3)  # the new worker opens the node
+        clients = [connect(port) for _ in range(4)]
+        held = holders(server, port, [p for _, p in clients])
+        assert sorted(len(ports) for ports in held.values()) == [2, 2], held
+        for client, _ in clients:
+            client.close()
+        server.terminate()
+        assert server.wait(timeout=30) == 0
+        assert all(not Path(f"/proc/{pid}").exists() for pid in children(server.pid))
+    assert "exited with code -9; starting another" in (tmp_path / "serve.log").read_text()
+
+
+def test_workers_that_cannot_start_end_the_server() -> None:
+    """A worker that exits at once (here: a command that does nothing else) is started
+    again a few times, then the dispatcher gives up rather than loop."""
+    dispatcher = Dispatcher(
+        "127.0.0.1", 0, 2, [sys.executable, "-c", "import sys; sys.exit(3)"], grace_s=1
+    )
+    started = time.monotonic()
+    with pytest.raises(StartupFailed, match=r"keep exiting .* code 3"):
+        dispatcher.run()
+    assert time.monotonic() - started < 30
+    assert RESTARTS_ALLOWED >= 1
+
+
+def test_a_taken_port_is_a_cli_error(tmp_path: Path) -> None:
+    node = make_node(tmp_path / "node")
+    env = {**node_env(node), "BICES_EXPLOIT": "false"}
+    node.close()
+    with serving(tmp_path / "other", workers=2) as (_, port):
+        done = subprocess.run(
+            [sys.executable, "-m", "bices", "serve", "--port", str(port), "--workers", "2"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
