@@ -7,8 +7,10 @@ stores them, and events reach the bus only after that transaction commits.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -45,13 +47,27 @@ class Collector:
         self.bus = bus
         self.limits = limits
         self._keys: dict[str, Ed25519PrivateKey] = {}
+        self._serial = threading.RLock()
+
+    @contextmanager
+    def serially(self) -> Iterator[None]:
+        """Hold while a batch is prepared and stored: one at a time in this process.
+
+        Two batches at once in one process gain nothing (their Python work takes turns on
+        the interpreter lock) and cost the node: the one holding the database's write lock
+        waits for the interpreter while the other computes, and every other process's
+        writers wait with it. Measured with four TAXII clients posting to two server
+        processes (two connections each): median 3,146 reports/s without, 3,584 with."""
+        with self._serial:
+            yield
 
     def submit(
         self, viewer: Viewer, drafts: Sequence[ReportDraft], acting: str | None = None
     ) -> list[ReportVersion]:
         """Store new reports (version 1) for the viewer's member; `acting` names who really
         submitted them on the viewer's behalf (the node operator at the CLI), for the audit."""
-        return self._store(self.prepare(viewer, drafts, acting))
+        with self.serially():
+            return self._store(self.prepare(viewer, drafts, acting))
 
     def prepare(
         self, viewer: Viewer, drafts: Sequence[ReportDraft], acting: str | None = None

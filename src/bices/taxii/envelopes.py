@@ -66,6 +66,13 @@ def add(
 ) -> dict[str, Any]:
     if not collection.can_write:
         raise Forbidden(f"collection {collection.alias} is read-only; post to 'ingest'")
+    with collector.serially():  # one batch at a time in this process, read to stored
+        return _stored(collector, store, viewer, collection, body)
+
+
+def _stored(
+    collector: Collector, store: Store, viewer: Viewer, collection: Collection, body: bytes
+) -> dict[str, Any]:
     requested_at = datetime.now(UTC)
     objects = read_envelope(body)
     directory = store.coalition.directory()
