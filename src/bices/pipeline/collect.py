@@ -27,6 +27,7 @@ from bices.domain.errors import (
     NotFound,
     TooLarge,
 )
+from bices.domain.frozen import copied
 from bices.domain.labels import Label
 from bices.domain.reports import Attachment, LabelDraft, ReportDraft, ReportVersion
 from bices.domain.signing import load_private, load_public, sign, verifies
@@ -230,7 +231,7 @@ class Collector:
         audit = AuditDraft(
             viewer.name, viewer.member, action, report_id, detail={"version": version}
         )
-        return ReportWrite(replace(unsigned, signature=signature), blobs, audit)
+        return ReportWrite(copied(unsigned, signature=signature), blobs, audit)
 
     def _checked(self, member: str, content: object, signature: str, draft: ReportDraft) -> str:
         """A signature made by the member itself, over the canonical form of this version."""

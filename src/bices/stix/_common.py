@@ -6,6 +6,7 @@ yields the same objects (a TAXII server can de-duplicate, a peer can recognise a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -37,9 +38,19 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def uuid5(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))`, in a third of the time: the stdlib builds a
+    `UUID` (an int, checked and formatted) just to print it, twice for each posted report."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def stix_id(kind: str, *parts: str) -> str:
     """A deterministic id of a BICES-made object, from what identifies it."""
-    return f"{kind}--{uuid.uuid5(NAMESPACE, '/'.join((kind, *parts)))}"
+    return f"{kind}--{uuid5(NAMESPACE, '/'.join((kind, *parts)))}"
 
 
 def report_stix_id(report_id: str) -> str:
@@ -58,12 +69,12 @@ def foreign_report_id(member: str, stix_object_id: str) -> str:
     while another member importing the same object gets a report of its own, and so learns
     nothing of a report it may not see. The STIX id stays in the report's source attachment.
     """
-    return str(uuid.uuid5(NAMESPACE, f"foreign-report/{member}/{stix_object_id.lower()}"))
+    return uuid5(NAMESPACE, f"foreign-report/{member}/{stix_object_id.lower()}")
 
 
 def sco_id(kind: str, contributing: dict[str, Any]) -> str:
     """A cyber-observable id as STIX 2.1 derives it from the id-contributing properties."""
-    return f"{kind}--{uuid.uuid5(SCO_NAMESPACE, canonical_json(contributing))}"
+    return f"{kind}--{uuid5(SCO_NAMESPACE, canonical_json(contributing))}"
 
 
 def timestamp(moment: datetime) -> str:

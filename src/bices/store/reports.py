@@ -9,13 +9,14 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from bices.domain.audit import AuditDraft
 from bices.domain.cursors import Sealer
 from bices.domain.errors import Conflict
+from bices.domain.frozen import copied
 from bices.domain.labels import Label
 from bices.domain.reports import Attachment, Location, ReportType, ReportVersion, Source, iso
 from bices.domain.users import Viewer
@@ -157,10 +158,10 @@ def number(
         label_id = label_ids.get(v.label)
         if label_id is None:
             label_id = label_ids[v.label] = label_id_of(v.label)
-        versions.append(replace(v, seq=seq, label_id=label_id))
+        versions.append(copied(v, seq=seq, label_id=label_id))
         blobs.extend((sha256, len(data), data) for sha256, data in write.blobs.items())
         if write.audit is not None:
-            audits.append(replace(write.audit, label_id=label_id))
+            audits.append(copied(write.audit, label_id=label_id))
         if write.tearline_of is not None:
             source_id, source_version = write.tearline_of
             links.append((v.id, source_id, source_version, v.author, iso(v.stored_at)))
