@@ -15,8 +15,9 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
-from bices.domain.audit import GENESIS, AuditDraft, AuditEvent, chain_hash
+from bices.domain.audit import GENESIS, AuditDraft, AuditEvent, fields_hash
 from bices.domain.labels import Label
 from bices.domain.reports import iso
 from bices.domain.users import Viewer
@@ -31,6 +32,21 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY = 10_000
 
 
+# An event as the chain takes it: (at as `iso` writes it, actor, member, action, target,
+# label_id, detail as JSON): the outbox's columns, so its rows go into the chain unparsed.
+Outgoing = tuple[str, str, str | None, str, str | None, int | None, str]
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, sort_keys=True, ensure_ascii=False)
+
+
+def outgoing(at: datetime, draft: AuditDraft) -> Outgoing:
+    """A draft whose label is resolved (`label_id`), as the chain takes it."""
+    return (iso(at), draft.actor, draft.member, draft.action, draft.target, draft.label_id,
+            _detail(draft.detail))  # fmt: skip
+
+
 def append_audit(conn: sqlite3.Connection, drafts: Sequence[AuditDraft]) -> None:
     """Record events in the main file's outbox; the caller holds the write transaction."""
     now = iso(datetime.now(UTC))
@@ -40,25 +56,22 @@ def append_audit(conn: sqlite3.Connection, drafts: Sequence[AuditDraft]) -> None
         [
             (now, d.actor, d.member, d.action, d.target,
              label_id(conn, d.label) if d.label is not None else d.label_id,
-             json.dumps(d.detail, sort_keys=True, ensure_ascii=False))
+             _detail(d.detail))
             for d in drafts
         ],
     )  # fmt: skip
 
 
-def _chain(conn: sqlite3.Connection, events: list[tuple[datetime, AuditDraft]]) -> None:
+def _chain(conn: sqlite3.Connection, events: Sequence[Outgoing]) -> None:
     """Hash-chain and insert events after the head; the caller holds `audit.db`'s lock."""
     head = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (0, GENESIS) if head is None else (head["seq"], head["hash"])
     rows = []
-    for at, draft in events:
+    for at, actor, member, action, target, label, detail in events:
         seq += 1
-        digest = chain_hash(prev, seq, at, draft)
-        rows.append(
-            (seq, iso(at), draft.actor, draft.member, draft.action, draft.target,
-             draft.label_id, json.dumps(draft.detail, sort_keys=True, ensure_ascii=False),
-             prev, digest)
-        )  # fmt: skip
+        digest = fields_hash(prev, seq, at, actor, member, action, target, label,
+                             json.loads(detail))  # fmt: skip
+        rows.append((seq, at, actor, member, action, target, label, detail, prev, digest))
         prev = digest
     conn.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -117,7 +130,7 @@ class SqliteAuditLog:
             )
             detail = {"chained_up_to": chained, "main_file_up_to": handed_out}
             gap = AuditDraft("node", None, "audit.resync", detail=detail)
-            _chain(conn, [(datetime.now(UTC), gap)])
+            _chain(conn, [outgoing(datetime.now(UTC), gap)])
             conn.execute("UPDATE outbox_cursor SET id = ?", (handed_out,))
 
     def drain(self, also: Sequence[AuditDraft] = ()) -> None:
@@ -130,22 +143,21 @@ class SqliteAuditLog:
             after = conn.execute("SELECT id FROM outbox_cursor").fetchone()[0]
             pending = (
                 self._db.reader()
-                .execute("SELECT * FROM audit_outbox WHERE id > ? ORDER BY id", (after,))
+                .execute(
+                    "SELECT id, at, actor, member, action, target, label_id, detail "
+                    "FROM audit_outbox WHERE id > ? ORDER BY id",
+                    (after,),
+                )
                 .fetchall()
             )
             if not pending and not also:
                 return
             now = datetime.now(UTC)
-            events = [
-                (datetime.fromisoformat(row["at"]),
-                 AuditDraft(row["actor"], row["member"], row["action"], row["target"],
-                            row["label_id"], json.loads(row["detail"])))
-                for row in pending
-            ]  # fmt: skip
-            _chain(conn, [*events, *((now, draft) for draft in also)])
+            _chain(conn, [*(tuple(row)[1:] for row in pending),
+                          *(outgoing(now, draft) for draft in also)])  # fmt: skip
             if pending:
-                conn.execute("UPDATE outbox_cursor SET id = ?", (pending[-1]["id"],))
-        self._drained = max(self._drained, after, pending[-1]["id"] if pending else after)
+                conn.execute("UPDATE outbox_cursor SET id = ?", (pending[-1][0],))
+        self._drained = max(self._drained, after, pending[-1][0] if pending else after)
         if self._drained - self._pruned >= PRUNE_EVERY:
             # Rows already in the chain are dropped from the outbox now and then (a write
             # to the main file, so not after every drain).
