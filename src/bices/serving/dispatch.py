@@ -4,10 +4,10 @@ each to the worker process holding the fewest open connections.
 Processes that all accept on one shared socket get connections as the kernel's wake-ups
 fall: the first to wake takes every connection then waiting (asyncio and libuv accept all
 that are queued). A node's clients are mostly few and long-lived (TAXII feeds, stream
-subscribers, peers), so that often put every client on one process and left the others
-idle: measured with two TAXII clients posting over keep-alive connections to two workers,
-the connections landed on one process in 3 of 7 runs, at half the throughput.
-Node.js's cluster module dispatches from its primary process for the same reason. Here
+subscribers, peers), so that could put every client on one process and leave the others
+idle: with two TAXII clients posting over keep-alive connections to two workers, both
+connections landed on one process in 1 of 4 rounds measured per process, which then ran at
+half the throughput. Node.js's cluster module dispatches from its primary process for the same reason. Here
 the parent accepts, picks the worker with the fewest open connections (ties in turn), and
 passes the connection's descriptor over a Unix socket (`SCM_RIGHTS`); the worker serves it
 with uvicorn as if it had accepted it (`bices.serving.worker`). The parent holds no
