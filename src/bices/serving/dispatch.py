@@ -7,10 +7,10 @@ that are queued). A node's clients are mostly few and long-lived (TAXII feeds, s
 subscribers, peers), so that could put every client on one process and leave the others
 idle: with two TAXII clients posting over keep-alive connections to two workers, both
 connections landed on one process in 1 of 4 rounds measured per process, which then ran at
-half the throughput. Node.js's cluster module dispatches from its primary process for the same reason. Here
-the parent accepts, picks the worker with the fewest open connections (ties in turn), and
-passes the connection's descriptor over a Unix socket (`SCM_RIGHTS`); the worker serves it
-with uvicorn as if it had accepted it (`bices.serving.worker`). The parent holds no
+half the throughput. Node.js's cluster module dispatches from its primary process for the
+same reason. Here the parent accepts, picks the worker with the fewest open connections
+(ties in turn), and passes the connection's descriptor over a Unix socket (`SCM_RIGHTS`);
+the worker serves it with uvicorn as if it had accepted it (`bices.serving.worker`). The parent holds no
 connection after the hand-over; its work is one `accept` and one `sendmsg` per connection.
 
 Workers report how many connections they have received and hold open. One that has not yet
