@@ -10,8 +10,9 @@ connections landed on one process in 1 of 4 rounds measured per process, which t
 half the throughput. Node.js's cluster module dispatches from its primary process for the
 same reason. Here the parent accepts, picks the worker with the fewest open connections
 (ties in turn), and passes the connection's descriptor over a Unix socket (`SCM_RIGHTS`);
-the worker serves it with uvicorn as if it had accepted it (`bices.serving.worker`). The parent holds no
-connection after the hand-over; its work is one `accept` and one `sendmsg` per connection.
+the worker serves it with uvicorn as if it had accepted it (`bices.serving.worker`). The
+parent holds no connection after the hand-over; its work is one `accept` and one `sendmsg`
+per connection.
 
 Workers report how many connections they have received and hold open. One that has not yet
 reported (still opening the node) gets nothing; at the start, connections wait in the listen
