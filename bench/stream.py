@@ -348,7 +348,8 @@ def main() -> None:
 {store_text}, {worker_text}), bus: {args.bus}
 ({bus_text}).
 {args.subscribers} SSE subscribers ({args.users} users of {len(MEMBERS)} members) spread
-by the kernel over the processes, from {args.clients} client processes; one analyst posts
+evenly over the processes (each connection goes to the one holding the fewest open), from
+{args.clients} client processes; one analyst posts
 at {args.rate:g}/s for {args.seconds:g} s through the same port, so the deliveries to
 subscribers on the other processes (about half with two) cross from the process that
 stored the report. Latency from `POST` returning to the event arriving; every delivery
