@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bices.serving.dispatch import RESTARTS_ALLOWED, Dispatcher, StartupFailed
-from tests.conftest import free_port, make_node, node_env, wait_for_health
+from tests.conftest import Coalition, free_port, make_node, node_env, wait_for_health
 
 
 def children(pid: int) -> list[int]:
@@ -54,6 +54,7 @@ def peer_ports(pid: int, server_port: int) -> set[int]:
 @contextmanager
 def serving(tmp_path: Path, workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     node = make_node(tmp_path / "node")
+    (tmp_path / "token").write_text(Coalition(node).user("USA"))
     env = {**node_env(node), "BICES_EXPLOIT": "false"}
     node.close()
     port = free_port()
@@ -111,20 +112,23 @@ def test_connections_are_spread_evenly_and_closed_ones_are_counted(tmp_path: Pat
             client.close()
 
 
+def wait_for_startups(log: Path, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while log.read_text().count("Application startup complete") < count:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    time.sleep(0.3)  # its report follows the line at once; the parent reads it in a tick
+
+
 def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
     with serving(tmp_path, workers=2) as (server, port):
         first = children(server.pid)
         assert len(first) == 2
         os.kill(first[0], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            now = children(server.pid)
-            if len(now) == 2 and first[0] not in now:
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"no new worker: {children(server.pid)}")
-        time.sleep(3)  # the new worker opens the node
+        wait_for_startups(log, 3)
+        now = children(server.pid)
+        assert len(now) == 2 and first[0] not in now
         clients = [connect(port) for _ in range(4)]
         held = holders(server, port, [p for _, p in clients])
         assert sorted(len(ports) for ports in held.values()) == [2, 2], held
@@ -132,21 +136,56 @@ def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
             client.close()
         server.terminate()
         assert server.wait(timeout=30) == 0
-        assert all(not Path(f"/proc/{pid}").exists() for pid in children(server.pid))
-    assert "exited with code -9; starting another" in (tmp_path / "serve.log").read_text()
+        for pid in now:  # the workers stopped with it
+            assert (
+                not Path(f"/proc/{pid}").exists()
+                or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            )
+    assert "exited with code -9; starting another" in log.read_text()
 
 
-def test_workers_that_cannot_start_end_the_server() -> None:
-    """A worker that exits at once (here: a command that does nothing else) is started
-    again a few times, then the dispatcher gives up rather than loop."""
-    dispatcher = Dispatcher(
-        "127.0.0.1", 0, 2, [sys.executable, "-c", "import sys; sys.exit(3)"], grace_s=1
-    )
+def test_a_stopping_worker_is_handed_nothing_and_drops_nothing(tmp_path: Path) -> None:
+    """A worker told to stop keeps an open stream for its grace period (3 s); meanwhile
+    every new connection goes to the other worker, and none is reset."""
+    with serving(tmp_path, workers=2) as (server, port):
+        token = (tmp_path / "token").read_text()
+        base = f"http://127.0.0.1:{port}"
+        time.sleep(0.3)
+        with httpx.stream("GET", f"{base}/api/v1/stream", timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as stream:  # fmt: skip
+            assert stream.status_code == 200
+            streaming = next(
+                pid for pid, ports in holders(server, port, [_client_port(stream)]).items() if ports
+            )
+            os.kill(streaming, signal.SIGTERM)
+            time.sleep(0.3)  # it says it is draining; its stream stays open for the grace
+            assert Path(f"/proc/{streaming}").exists()
+            answers = []
+            for _ in range(20):
+                with httpx.Client(base_url=base, timeout=10) as client:
+                    answer = client.get("/healthz")
+                    answers.append(answer.status_code)
+                    held = holders(server, port, [_client_port(answer)])
+                    assert not held.get(streaming), "handed to the worker that is stopping"
+            assert answers == [200] * 20
+
+
+def _client_port(response: httpx.Response) -> int:
+    port: int = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+    return port
+
+
+def test_workers_that_cannot_start_end_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker that exits at once is started again `RESTARTS_ALLOWED` times in all, then
+    the dispatcher gives up rather than loop."""
+    command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    dispatcher = Dispatcher("127.0.0.1", 0, 2, command, grace_s=1)
     started = time.monotonic()
     with pytest.raises(StartupFailed, match=r"keep exiting .* code 3"):
         dispatcher.run()
     assert time.monotonic() - started < 30
-    assert RESTARTS_ALLOWED >= 1
+    restarts = [r for r in caplog.records if "starting another" in r.getMessage()]
+    assert len(restarts) == RESTARTS_ALLOWED
 
 
 def test_a_taken_port_is_a_cli_error(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ graceful shutdown. Unix only.
 
 from __future__ import annotations
 
+import errno
 import logging
 import selectors
 import signal
@@ -31,10 +32,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from bices.serving.worker import REPORT
+from bices.serving.channel import DRAINING, HANDED, REPORT, raise_descriptor_limit
 
 log = logging.getLogger("bices.serving")
 
@@ -43,6 +45,11 @@ ACCEPTS_PER_WAKE = 64  # then the workers' reports get a turn
 RESTARTS_ALLOWED = 5  # within RESTART_WINDOW_S; one more and the server gives up
 RESTART_WINDOW_S = 30.0
 STARTUP_WAIT_S = 60.0  # at the start, accept once every worker is ready or after this long
+ACCEPT_PAUSE_S = 0.5  # after accept fails for want of descriptors or memory
+RETRY_S = 0.05  # how soon a connection no worker could take is offered again
+# `send_fds` errors that mean the worker's end of the channel is gone; any other (its queue
+# full, descriptors in flight over the user's limit, memory) says nothing of the worker.
+CHANNEL_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF})
 
 
 @dataclass
@@ -52,11 +59,12 @@ class Worker:
     index: int
     process: subprocess.Popen[bytes]
     channel: socket.socket  # the dispatcher's end
-    ready: bool = False
+    ready: bool = False  # it has reported and is not stopping: it may be handed connections
     handed: int = 0  # connections handed to this process
     received: int = 0  # ... of which it had received at its last report
     open: int = 0  # connections it held open at its last report
-    exited: bool = field(default=False)
+    draining: bool = False  # it said it is stopping
+    exited: bool = False
 
     @property
     def load(self) -> int:
@@ -94,6 +102,8 @@ class Dispatcher:
         self._selector = selectors.DefaultSelector()
         self._listener: socket.socket | None = None
         self._listening = False
+        self._pending: deque[socket.socket] = deque()  # accepted; no worker could take yet
+        self._accept_paused_until = 0.0
         self._serving = False  # every first worker has been ready once (or the wait ended)
         self._startup_deadline = 0.0
 
@@ -112,6 +122,7 @@ class Dispatcher:
     def run(self) -> None:
         """Serve until SIGTERM or SIGINT; raises `StartupFailed` if workers cannot start."""
         listener = self._listener or self.bind()
+        raise_descriptor_limit()
         wake_r, wake_w = socket.socketpair()
         for end in (wake_r, wake_w):
             end.setblocking(False)
@@ -127,14 +138,17 @@ class Dispatcher:
             log.info("bices serve: %d workers on %s:%d; each connection goes to the one "
                      "with the fewest open", self.count, self.host, self.port)  # fmt: skip
             while not self._stopping:
-                for key, _ in self._selector.select(timeout=1.0):
+                timeout = RETRY_S if self._pending or not self._listening else 1.0
+                for key, _ in self._selector.select(timeout=timeout):
                     if key.fileobj is listener:
-                        self._accept(listener)
+                        if self._listening:  # not an event from before it was switched off
+                            self._accept(listener)
                     elif key.fileobj is wake_r:
                         _drain(wake_r)
                     else:
                         self._read_reports(key.data)
                 self._replace_exited()
+                self._hand_pending()
                 self._update_listening()
         finally:
             self._stop(listener)
@@ -169,7 +183,7 @@ class Dispatcher:
             self._workers.append(worker)
 
     def _read_reports(self, worker: Worker) -> None:
-        while True:
+        while not worker.exited:
             try:
                 packet = worker.channel.recv(REPORT.size)
             except (BlockingIOError, InterruptedError):
@@ -178,12 +192,12 @@ class Dispatcher:
                 packet = b""
             if not packet:  # the worker is gone
                 self._retire(worker)
-                return
-            if len(packet) == REPORT.size:
+            elif packet == DRAINING:  # it is stopping: hand it nothing more
+                worker.draining = True
+                worker.ready = False
+            elif len(packet) == REPORT.size and not worker.draining:
                 worker.received, worker.open = REPORT.unpack(packet)
-                if not worker.ready:
-                    worker.ready = True
-                    self._update_listening()
+                worker.ready = True
 
     def _retire(self, worker: Worker) -> None:
         if worker.exited:
@@ -192,7 +206,6 @@ class Dispatcher:
         worker.ready = False
         self._selector.unregister(worker.channel)
         worker.channel.close()
-        self._update_listening()
 
     def _replace_exited(self) -> None:
         for worker in list(self._workers):
@@ -217,15 +230,22 @@ class Dispatcher:
     # -- connections ---------------------------------------------------------------------
 
     def _update_listening(self) -> None:
-        """Accept only while some worker is ready; at the start, only once all are (or the
-        wait has ended), so that the first clients are not all given to the first worker
-        up. Meanwhile connections wait in the listen queue."""
+        """Accept only while some worker is ready and no accepted connection still waits for
+        one; at the start, only once every worker is ready (or the wait has ended), so that
+        the first clients are not all given to the first worker up. Meanwhile connections
+        wait in the listen queue."""
         assert self._listener is not None
         ready = sum(w.ready for w in self._workers)
         if not self._serving and ready > 0:
             whole = ready == self.count
             self._serving = whole or time.monotonic() >= self._startup_deadline
-        on = self._serving and ready > 0
+        on = (
+            self._serving
+            and ready > 0
+            and not self._pending
+            and not self._stopping
+            and time.monotonic() >= self._accept_paused_until
+        )
         if on and not self._listening:
             self._selector.register(self._listener, selectors.EVENT_READ, None)
         elif not on and self._listening:
@@ -234,37 +254,58 @@ class Dispatcher:
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(ACCEPTS_PER_WAKE):
+            if self._stopping:
+                return
             try:
                 conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as error:  # out of descriptors, say: the queue keeps the rest
-                log.error("accept failed: %s", error)
+            except ConnectionAbortedError:  # the client left while queued
+                continue
+            except OSError as error:  # out of descriptors or memory: pause, then go on
+                log.error("accept failed (%s); accepting again in %.1f s",
+                          error.strerror or error, ACCEPT_PAUSE_S)  # fmt: skip
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_S
+                self._update_listening()
                 return
-            with conn:  # the worker holds its own copy once handed
-                self._hand(conn)
+            if not self._hand(conn):
+                self._pending.append(conn)  # kept; no more accepted until it is handed
+                self._update_listening()
+                return
 
-    def _hand(self, conn: socket.socket) -> None:
+    def _hand_pending(self) -> None:
+        while self._pending and self._hand(self._pending[0]):
+            self._pending.popleft()
+
+    def _hand(self, conn: socket.socket) -> bool:
+        """Pass `conn` to the ready worker with the fewest open connections (ties in turn)
+        and close our copy; False if no worker can take it now (then `conn` stays open)."""
         ready = [w for w in self._workers if w.ready]
         n = len(self._workers)
         for worker in sorted(ready, key=lambda w: (w.load, (w.index - self._turn) % n)):
             try:
-                socket.send_fds(worker.channel, [b"c"], [conn.fileno()])
+                socket.send_fds(worker.channel, [HANDED], [conn.fileno()])
             except (BlockingIOError, InterruptedError):
-                continue  # its channel is full: the worker is stuck; try the next
-            except OSError:
-                self._retire(worker)
+                continue  # its queue is full: it is slow or stuck; try the next
+            except OSError as error:
+                if error.errno in CHANNEL_GONE:
+                    self._retire(worker)
+                else:  # not the worker's doing (descriptors in flight, memory): later
+                    log.warning("could not hand a connection to worker %d: %s",
+                                worker.index, error.strerror or error)  # fmt: skip
                 continue
             worker.handed += 1
             self._turn = worker.index + 1
-            return
-        log.error("no worker could take a connection from %s; closed it",
-                  _peer(conn))  # fmt: skip
+            conn.close()
+            return True
+        return False
 
     # -- stopping ------------------------------------------------------------------------
 
     def _stop(self, listener: socket.socket) -> None:
         listener.close()
+        while self._pending:  # never handed: the clients see the connection close
+            self._pending.popleft().close()
         for worker in self._workers:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)
@@ -292,10 +333,3 @@ def _drain(sock: socket.socket) -> None:
             pass
     except (BlockingIOError, InterruptedError):
         pass
-
-
-def _peer(conn: socket.socket) -> str:
-    try:
-        return str(conn.getpeername())
-    except OSError:
-        return "a client that has left"

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import socket
-import struct
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from bices.serving.channel import DRAINING, REPORT, raise_descriptor_limit
+
 log = logging.getLogger("bices.serving")
 
-REPORT = struct.Struct("!QQ")  # connections received in all, connections open now
-MAX_FDS = 16  # descriptors read from one packet (the dispatcher sends one)
+MAX_FDS = 4  # descriptors read from one packet (the dispatcher sends one)
+DRAIN_AFTER_S = 0.5  # a connection handed over while stopping: when to ask it to close
 
 
 class HandedServer(uvicorn.Server):
@@ -36,9 +38,10 @@ class HandedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
         super().__init__(config)
         self._channel = channel
-        self._received = 0
+        self._received = 0  # connections handed to this process (packets read)
         self._adopting = 0  # received, not yet taken up by a protocol
         self._reported: tuple[int, int] | None = None
+        self._draining = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the app's lifespan, and no socket of its own
@@ -54,6 +57,12 @@ class HandedServer(uvicorn.Server):
             )
             return made
 
+        try:
+            protocol()  # a uvicorn that builds its protocols otherwise fails here, not later
+        except Exception:
+            log.exception("this uvicorn's protocol cannot be built here: not serving")
+            self.should_exit = True
+            return
         self._protocol = protocol
         self._channel.setblocking(False)
         loop.add_reader(self._channel.fileno(), self._receive)
@@ -63,21 +72,24 @@ class HandedServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         while True:
             try:
-                message, fds, _, _ = socket.recv_fds(self._channel, 16, MAX_FDS)
+                message, fds, flags, _ = socket.recv_fds(
+                    self._channel, 16, MAX_FDS, socket.MSG_CMSG_CLOEXEC
+                )
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:
                 log.error("the dispatcher's channel failed (%s): shutting down", error)
-                message, fds = b"", []
+                message, fds, flags = b"", [], 0
             if not message and not fds:
                 loop.remove_reader(self._channel.fileno())
                 self.should_exit = True  # the dispatcher is gone
                 return
+            self._received += 1
+            if flags & socket.MSG_CTRUNC or not fds:
+                # The kernel could not give this process the descriptor (out of them): the
+                # connection is closed, and the client sees it end.
+                log.error("a handed connection was lost: no descriptor left for it")
             for fd in fds:
-                self._received += 1
-                if self.should_exit:  # shutting down: the client sees the connection close
-                    socket.socket(fileno=fd).close()
-                    continue
                 self._adopting += 1
                 task = loop.create_task(self._adopt(socket.socket(fileno=fd)))
                 self.server_state.tasks.add(task)
@@ -88,33 +100,52 @@ class HandedServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         try:
             conn.setblocking(False)
-            await loop.connect_accepted_socket(self._protocol, conn)
+            _, protocol = await loop.connect_accepted_socket(self._protocol, conn)
+            if self._draining:
+                # Handed over as this process began to stop: its first request is read by
+                # then and answered, and the connection closed after it (as uvicorn does
+                # to the connections it holds when it stops).
+                loop.call_later(DRAIN_AFTER_S, protocol.shutdown)  # type: ignore[attr-defined]
         except OSError as error:  # the client left before it was taken up
             log.info("a handed connection could not be served: %s", error)
+            conn.close()
+        except Exception:
+            log.exception("a handed connection could not be served")
             conn.close()
         finally:
             self._adopting -= 1
 
     def _report(self) -> None:
+        if self._draining:
+            return
         now = (self._received, len(self.server_state.connections) + self._adopting)
         if now == self._reported:
             return
+        if self._send(REPORT.pack(*now)):
+            self._reported = now
+
+    def _send(self, packet: bytes) -> bool:
         try:
-            self._channel.send(REPORT.pack(*now))
+            self._channel.send(packet)
         except (BlockingIOError, InterruptedError):
-            return  # the dispatcher is behind; the next tick tries again
+            return False  # the dispatcher is behind; the next tick tries again
         except OSError:
-            return  # the dispatcher is gone; `_receive` sees the channel close
-        self._reported = now
+            return False  # the dispatcher is gone; `_receive` sees the channel close
+        return True
 
     async def on_tick(self, counter: int) -> bool:
         self._report()  # closed connections, within a tick (0.1 s)
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Tell the dispatcher first, and go on reading the channel meanwhile: whatever it
+        # handed over before it heard is served (then closed), not dropped.
+        self._draining = True
+        if self._channel.fileno() != -1:
+            self._send(DRAINING)
+        await super().shutdown(sockets=sockets)
         if self._channel.fileno() != -1:
             asyncio.get_running_loop().remove_reader(self._channel.fileno())
-        await super().shutdown(sockets=sockets)
 
 
 def main() -> None:
@@ -134,7 +165,9 @@ def main() -> None:
         timeout_graceful_shutdown=args.grace,
         log_config=LOGGING_CONFIG if logs is None else logs,
     )
-    HandedServer(config, channel).run()
+    raise_descriptor_limit()
+    with contextlib.suppress(KeyboardInterrupt):  # as in uvicorn.run: SIGINT is a stop
+        HandedServer(config, channel).run()
 
 
 if __name__ == "__main__":
