@@ -3,8 +3,10 @@ a worker again when one dies, gives up when workers cannot start, and stops on S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bices.serving.dispatch import RESTARTS_ALLOWED, Dispatcher, StartupFailed
+from bices.serving.dispatch import RESTARTS_ALLOWED, Dispatcher, StartupFailed, Worker
 from tests.conftest import Coalition, free_port, make_node, node_env, wait_for_health
 
 
@@ -199,3 +201,50 @@ def test_a_taken_port_is_a_cli_error(tmp_path: Path) -> None:
         )  # fmt: skip
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_connection_no_worker_can_take_waits_and_accepting_pauses() -> None:
+    """With every worker's channel full, an accepted connection is kept (not closed) and
+    the parent accepts no more; once a channel has room, it is handed and accepting
+    resumes."""
+    dispatcher = Dispatcher("127.0.0.1", 0, 1, ["unused"])
+    listener = dispatcher.bind()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        worker = Worker(0, idle, ours, ready=True)
+        dispatcher._workers = [worker]
+        dispatcher._serving = True
+        dispatcher._update_listening()
+        while True:  # fill the worker's queue
+            try:
+                ours.send(b"x" * 512)
+            except BlockingIOError:
+                break
+        client = socket.create_connection(("127.0.0.1", dispatcher.port))
+        deadline = time.monotonic() + 5
+        while not dispatcher._pending and time.monotonic() < deadline:
+            dispatcher._accept(listener)
+        assert len(dispatcher._pending) == 1 and not dispatcher._listening
+        assert worker.handed == 0
+
+        theirs.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while theirs.recv(4096):  # the worker reads its queue
+                pass
+        dispatcher._hand_pending()
+        dispatcher._update_listening()
+        assert not dispatcher._pending and dispatcher._listening and worker.handed == 1
+        message, fds, _, _ = socket.recv_fds(theirs, 16, 1)
+        assert message == b"c" and len(fds) == 1
+        with socket.socket(fileno=fds[0]) as handed:
+            client.sendall(b"ping")
+            assert handed.recv(4) == b"ping"  # the very connection the client opened
+        client.close()
+    finally:
+        idle.kill()
+        idle.wait()
+        ours.close()
+        theirs.close()
+        listener.close()
