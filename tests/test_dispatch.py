@@ -107,7 +107,7 @@ def test_connections_are_spread_evenly_and_closed_ones_are_counted(tmp_path: Pat
         for client, client_port in opened:
             if client_port in mine:
                 client.close()
-        time.sleep(0.5)  # within a tick (0.1 s) the worker reports them closed
+        time.sleep(0.5)  # the worker sees them close and reports it
         again = [connect(port) for _ in range(2)]
         assert holders(server, port, [p for _, p in again])[emptied] == {p for _, p in again}
         for client, _ in opened + again:

@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -32,11 +34,34 @@ MAX_FDS = 4  # descriptors read from one packet (the dispatcher sends one)
 DRAIN_AFTER_S = 0.5  # a connection handed over while stopping: when to ask it to close
 
 
+class _Watched(set[Any]):
+    """uvicorn's set of open connections, telling `changed` each time one comes or goes
+    (its protocols `add`, `discard` and `remove` themselves), so that the dispatcher learns
+    of a closed connection at once rather than at the next tick."""
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        super().__init__()
+        self._changed = changed
+
+    def add(self, item: Any) -> None:
+        super().add(item)
+        self._changed()
+
+    def discard(self, item: Any) -> None:
+        super().discard(item)
+        self._changed()
+
+    def remove(self, item: Any) -> None:
+        super().remove(item)
+        self._changed()
+
+
 class HandedServer(uvicorn.Server):
     """uvicorn with no listener: it serves the connections that arrive on `channel`."""
 
     def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
         super().__init__(config)
+        self.server_state.connections = _Watched(self._report)
         self._channel = channel
         self._received = 0  # connections handed to this process (packets read)
         self._adopting = 0  # received, not yet taken up by a protocol
@@ -114,6 +139,7 @@ class HandedServer(uvicorn.Server):
             conn.close()
         finally:
             self._adopting -= 1
+            self._report()
 
     def _report(self) -> None:
         if self._draining:
@@ -134,7 +160,7 @@ class HandedServer(uvicorn.Server):
         return True
 
     async def on_tick(self, counter: int) -> bool:
-        self._report()  # closed connections, within a tick (0.1 s)
+        self._report()  # a report the channel had no room for, tried again
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
