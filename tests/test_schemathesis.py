@@ -82,7 +82,11 @@ def fuzz(
         # Negative generation has nothing to break in an operation without inputs.
         unsatisfiable.append(label)
     except Exception as error:
-        failures.append(f"{label}: {error}")
+        # A failure hypothesis could not replay (a flaky one) carries the first failure
+        # inside it: show that too, so that a failure seen once says what it was.
+        inner = getattr(error, "exceptions", ())
+        detail = "".join(f"\n  first failure: {e!r}"[:2000] for e in inner)
+        failures.append(f"{label}: {error}{detail}")
 
 
 def test_no_operation_answers_5xx(seeded: tuple[Node, str, dict[str, str]]) -> None:
