@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -14,8 +15,49 @@ from bices.domain.errors import InvalidInput
 
 
 def canonical(payload: Any) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8: the same bytes on every node."""
+    """Sorted keys, no insignificant whitespace, UTF-8: the same bytes on every node.
+
+    The bytes are those of `json.dumps(payload, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)`, which every signature made so far is over; orjson makes them in
+    a tenth of the time. The two write some floats differently (json 1e-05, orjson
+    0.00001), so orjson only gets a payload of plain JSON values with no such float in
+    it; json makes the rest, and refuses what it always refused."""
+    if _plain(payload):
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError: a key not a string, an int over 64 bits
+            pass
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_MAX_PLAIN_VALUES = 100_000  # a bigger payload (or a cycle) goes to json, which copes
+
+
+def _plain(payload: Any) -> bool:
+    """Whether orjson writes `payload` as json does: dicts, lists, tuples, strings, ints,
+    booleans and None (exactly those types, not subclasses), and floats json writes without
+    an exponent (0, and 1e-4 <= |x| < 1e16; json writes others as 1e-05 or 1e+16)."""
+    stack = [payload]
+    seen = 0
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            continue
+        seen += 1
+        if seen > _MAX_PLAIN_VALUES:
+            return False
+        if kind is dict:
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+        elif kind is float:
+            size = abs(value)
+            if size and not 1e-4 <= size < 1e16:  # NaN and infinities fail this too
+                return False
+        else:
+            return False
+    return True
 
 
 def new_key() -> Ed25519PrivateKey:

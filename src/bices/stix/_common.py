@@ -7,7 +7,6 @@ yields the same objects (a TAXII server can de-duplicate, a peer can recognise a
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bices.domain.errors import InvalidInput
+from bices.domain.signing import canonical
 
 # Fixed for good: changing it would change every id BICES has ever exported.
 NAMESPACE = uuid.UUID("0690b7aa-f0a6-448e-81ae-24d9912015aa")
@@ -35,7 +35,7 @@ _TIMESTAMP = re.compile(
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the text an id is derived from."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical(value).decode()
 
 
 def uuid5(namespace: uuid.UUID, name: str) -> str:
