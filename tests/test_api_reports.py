@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from bices.domain.frozen import copied
 from bices.domain.reports import ReportDraft, ReportVersion
 from bices.domain.signing import load_private, sign
 from bices.node import Node
+from bices.share.reading import verify_version
 from tests.conftest import Coalition, auth, report_json
 
 REPORTS = "/api/v1/reports"
@@ -555,6 +557,38 @@ def test_verify_of_node_signed_report_and_its_versions(
         ],
     }
     assert client.get(f"{REPORTS}/{report_id}/verify", headers=auth(jpn)).status_code == 404
+
+
+def test_a_batch_is_signed_once_per_label_and_each_report_verifies_alone(
+    client: TestClient, coalition: Coalition, node: Node
+) -> None:
+    usa, kor = coalition.user("USA"), coalition.user("KOR")
+    wide = {"classification": "NATO SECRET", "releasable_to": ["NATO", "KOR"], "caveats": []}
+    narrow = {"classification": "NATO SECRET", "releasable_to": ["USA"], "caveats": []}
+    reports = [report_json(title=f"Report {i}", label=wide if i % 3 else narrow)
+               for i in range(9)]  # fmt: skip
+    response = client.post(f"{REPORTS}/batch", json={"reports": reports}, headers=auth(usa))
+    assert response.status_code == 201, response.text
+    ids = response.json()["ids"]
+    heads: dict[int, set[str]] = {}
+    for i, report_id in enumerate(ids):
+        signature = client.get(f"{REPORTS}/{report_id}", headers=auth(usa)).json()["signature"]
+        _, index, size, head, _ = signature.split(":")
+        # A tree per label: what KOR may see tells of KOR's six reports, never of USA's three.
+        assert int(size) == (6 if i % 3 else 3) and int(index) < int(size)
+        heads.setdefault(i % 3 and 1, set()).add(head)
+        verify = client.get(f"{REPORTS}/{report_id}/verify", headers=auth(usa))
+        assert verify.json()["versions"] == [{"version": 1, "valid": True, "reason": "ok"}]
+    assert len(heads[0]) == len(heads[1]) == 1 and heads[0] != heads[1]
+    seen = client.get(f"{REPORTS}/{ids[1]}/verify", headers=auth(kor))
+    assert seen.json()["versions"] == [{"version": 1, "valid": True, "reason": "ok"}]
+    # Changing a stored report breaks its own signature, and no other one.
+    stored = node.store.reports.current_unfiltered(ids[1])
+    assert stored is not None
+    other = node.store.reports.current_unfiltered(ids[2])
+    assert other is not None
+    assert not verify_version(node.store, copied(stored, title="Report 1, changed")).valid
+    assert verify_version(node.store, other).valid
 
 
 def test_list_cursor_is_sealed_and_tells_nothing_of_hidden_reports(

@@ -173,6 +173,28 @@ def test_a_report_reaches_exactly_the_nodes_it_is_releasable_to(coalition: Coali
     assert len(got) == 1 and got[0][2]["peer"] == "nato"
 
 
+def test_a_batch_signed_once_crosses_and_each_report_verifies_there(
+    coalition: Coalition,
+) -> None:
+    c = coalition
+    wide = [report_json(title=f"Convoy {i}", label=label("NATO", "KOR")) for i in range(3)]
+    reports = [*wide, report_json(title="US eyes only", label=label("USA"))]
+    response = httpx.post(
+        f"{c.nato.url}/api/v1/reports/batch",
+        json={"reports": reports},
+        headers={"Authorization": f"Bearer {c.usa}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    ids = response.json()["ids"]
+    for report_id in ids[:3]:
+        report = arrives(c.kor, c.kor_user, report_id)
+        assert report["signature"].startswith("batch1:") and ":3:" in report["signature"]
+        stored = c.kor.node.store.reports.current_unfiltered(report_id)
+        assert stored is not None
+        assert verify_version(c.kor.node.store, stored).valid
+
+
 def test_new_versions_propagate_and_stay_the_originators(coalition: Coalition) -> None:
     c = coalition
     report_id = c.post(c.usa, title="Launch pad rollout, first look", label=label("NATO", "KOR"))

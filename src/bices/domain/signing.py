@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -12,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bices.domain.errors import InvalidInput
+from bices.domain.merkle import HASH_SIZE, leaf_hash, root_and_paths, root_from_path
 
 
 def canonical(payload: Any) -> bytes:
@@ -91,9 +94,81 @@ def sign(key: Ed25519PrivateKey, payload: Any) -> str:
     return base64.b64encode(key.sign(canonical(payload))).decode()
 
 
+BATCH = "batch1"  # the prefix of a signature over a batch: never the start of plain base64
+_TREE_HEAD = b"BICES batch signature v1\x00"  # what the key signs: this, size, root
+_MAX_BATCH_SIZE = 1 << 32
+
+
+def sign_batch(key: Ed25519PrivateKey, payloads: Sequence[Any]) -> list[str]:
+    """A signature for each payload, made with one Ed25519 signature for all of them.
+
+    The key signs the root of a Merkle tree (`bices.domain.merkle`) whose leaves are the
+    payloads' canonical forms; each payload's signature is
+    `batch1:<index>:<size>:<signature of the tree head>:<audit path>` (signature and path
+    base64, the path the sibling hashes from the leaf upwards), which `verifies` checks
+    alone, without the other payloads. A tree head is `_TREE_HEAD`, the size as 8 bytes big
+    endian, and the root. One payload gets a plain signature."""
+    if len(payloads) == 1:
+        return [sign(key, payloads[0])]
+    leaves = [leaf_hash(canonical(payload)) for payload in payloads]
+    root, paths = root_and_paths(leaves)
+    size = len(leaves)
+    head = base64.b64encode(key.sign(_tree_head(size, root))).decode()
+    return [
+        f"{BATCH}:{index}:{size}:{head}:{base64.b64encode(b''.join(path)).decode()}"
+        for index, path in enumerate(paths)
+    ]
+
+
+def _tree_head(size: int, root: bytes) -> bytes:
+    return _TREE_HEAD + size.to_bytes(8, "big") + root
+
+
 def verifies(public: Ed25519PublicKey, payload: Any, signature: str) -> bool:
+    """Whether `signature` (plain or a batch's, see `sign_batch`) is the key's over
+    `payload`."""
+    if signature.startswith(BATCH + ":"):
+        return _batch_verifies(public, canonical(payload), signature)
     try:
         public.verify(base64.b64decode(signature, validate=True), canonical(payload))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _batch_verifies(public: Ed25519PublicKey, message: bytes, signature: str) -> bool:
+    parts = signature.split(":")
+    if len(parts) != 5 or not all(_decimal(part) for part in parts[1:3]):
+        return False
+    index, size = int(parts[1]), int(parts[2])
+    if size > _MAX_BATCH_SIZE:
+        return False
+    try:
+        head = base64.b64decode(parts[3], validate=True)
+        joined = base64.b64decode(parts[4], validate=True)
+    except ValueError:
+        return False
+    if len(joined) % HASH_SIZE:
+        return False
+    path = [joined[at : at + HASH_SIZE] for at in range(0, len(joined), HASH_SIZE)]
+    root = root_from_path(leaf_hash(message), index, size, path)
+    if root is None:
+        return False
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return _head_verifies(raw, _tree_head(size, root), head)
+
+
+def _decimal(text: str) -> bool:
+    """A number written one way only: digits, no leading zero (so a signature has one text)."""
+    return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))
+
+
+@lru_cache(maxsize=4096)
+def _head_verifies(public: bytes, head: bytes, signature: bytes) -> bool:
+    """Whether a tree head's signature verifies; remembered, as every version of a batch
+    (received from a peer, or checked by `bices report verify`) checks the same head."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, head)
     except (InvalidSignature, ValueError):
         return False
     return True

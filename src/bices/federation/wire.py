@@ -161,7 +161,7 @@ class ItemWire(BaseModel):
     attachments: list[AttachmentWire] = Field(max_length=20)
     author: str = Field(max_length=200)
     stored_at: str
-    signature: str = Field(max_length=200)
+    signature: str = Field(max_length=2048)  # a batch signature carries its audit path
     blobs: dict[str, str] = Field(default_factory=dict)
     tearline_of: TearlineWire | None = None
 

@@ -30,7 +30,7 @@ from bices.domain.errors import (
 from bices.domain.frozen import copied
 from bices.domain.labels import Label
 from bices.domain.reports import Attachment, LabelDraft, ReportDraft, ReportVersion
-from bices.domain.signing import load_private, load_public, sign, verifies
+from bices.domain.signing import load_private, load_public, sign_batch, verifies
 from bices.domain.users import Role, Viewer
 from bices.policy import check_may_create
 from bices.store.base import ReportWrite, Store
@@ -98,6 +98,7 @@ class Collector:
                 if len(drafts) == 1:
                     raise
                 raise type(error)(f"reports[{index}]: {error}") from None
+        self._sign(viewer.member, writes)
         if acting is not None:
             for write in writes:
                 if write.audit is not None:
@@ -121,6 +122,7 @@ class Collector:
         label = self._labeller(viewer)(draft.label)
         version = current.version + 1
         write = self._prepare(viewer, draft, label, report_id, version, datetime.now(UTC))
+        self._sign(viewer.member, [write])
         return self._store([write])[0]
 
     def _own_current(self, viewer: Viewer, report_id: str, doing: str) -> ReportVersion:
@@ -155,6 +157,7 @@ class Collector:
         report = self._prepare(
             viewer, draft, label, draft.id or str(uuid.uuid4()), 1, datetime.now(UTC)
         )
+        self._sign(viewer.member, [report])
         assert report.audit is not None
         report.audit = replace(
             report.audit,
@@ -222,16 +225,33 @@ class Collector:
             author=viewer.name,
             stored_at=now,
         )
-        content = unsigned.signed_content()
         if draft.signature is not None:
-            signature = self._checked(viewer.member, content, draft.signature, draft)
+            signature = self._checked(
+                viewer.member, unsigned.signed_content(), draft.signature, draft
+            )
+            unsigned = copied(unsigned, signature=signature)
         else:
-            signature = sign(self._key(viewer.member), content)
+            self._key(viewer.member)  # refuse here, naming the draft, if the node cannot sign
         action = "report.create" if version == 1 else "report.update"
         audit = AuditDraft(
             viewer.name, viewer.member, action, report_id, detail={"version": version}
         )
-        return ReportWrite(copied(unsigned, signature=signature), blobs, audit)
+        return ReportWrite(unsigned, blobs, audit)
+
+    def _sign(self, member: str, writes: Sequence[ReportWrite]) -> None:
+        """Sign, with the member's key, every write that its author did not sign: one
+        signature over each label's reports (`sign_batch`). A batch is one label's, so that
+        whoever may see one of its reports may see all of them: a report's signature tells
+        how many were signed with it and the hashes of some of them."""
+        by_label: dict[Label, list[ReportWrite]] = {}
+        for write in writes:
+            if not write.version.signature:
+                by_label.setdefault(write.version.label, []).append(write)
+        for group in by_label.values():
+            contents = [write.version.signed_content() for write in group]
+            signatures = sign_batch(self._key(member), contents)
+            for write, signature in zip(group, signatures, strict=True):
+                write.version = copied(write.version, signature=signature)
 
     def _checked(self, member: str, content: object, signature: str, draft: ReportDraft) -> str:
         """A signature made by the member itself, over the canonical form of this version."""
