@@ -25,7 +25,12 @@ from bices.store.taxii_queries import BACKFILL_ADDED
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-CHECKPOINT_INTERVAL_S = 0.1  # the shortest time between two WAL checkpoints
+# The shortest time between two WAL checkpoints. A checkpoint copies every page written
+# since the last one, however often it was written meanwhile (the index pages, the newest
+# full-text segment, the tail of each table are written by every batch): once a second
+# instead of every 100 ms, a TAXII POST costs ~15% less CPU (4 alternating pairs in
+# process, 4,000 reports each: 267/243/241/281 against 240/215/210/214 us a report).
+CHECKPOINT_INTERVAL_S = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
