@@ -3,7 +3,9 @@ each report's signature checkable alone, and nothing else passing for it."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bices.domain.merkle import leaf_hash, root_and_paths, root_from_path
+from bices.domain.reports import ReportDraft
 from bices.domain.signing import new_key, sign_batch, verifies
+from bices.share.reading import verify_version
+from tests.conftest import Coalition, make_node, report_json
 
 KEY = new_key()
 PUBLIC = KEY.public_key()
@@ -85,5 +90,42 @@ def test_malformed_batch_signatures_are_refused_not_raised() -> None:
         [index, size, head, path + "AAAA"],
         [index, size, "!!", path],
         [index, str(2**70), head, path],
+        ["1" * 5000, size, head, path],  # too long for int() to read: refused, not raised
     ):
         assert not verifies(PUBLIC, batch[2], ":".join(["batch1", *fields]))
+
+
+def test_a_signature_has_one_text() -> None:
+    # base64 decoding ignores the bits below the last whole byte: the head (64 bytes) ends
+    # in a character holding 2 of its bits and 4 spare ones, so 15 other characters there
+    # decode to the same bytes.
+    batch = payloads(5)
+    signature = sign_batch(KEY, batch)[2]
+    _, index, size, head, path = signature.split(":")
+    assert head.endswith("==")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    same_bytes = [
+        head[:-3] + c + "=="
+        for c in alphabet
+        if c != head[-3] and base64.b64decode(head[:-3] + c + "==") == base64.b64decode(head)
+    ]
+    assert len(same_bytes) == 15
+    for other in same_bytes:
+        assert not verifies(PUBLIC, batch[2], f"batch1:{index}:{size}:{other}:{path}")
+    assert verifies(PUBLIC, batch[2], signature)
+
+
+@pytest.mark.parametrize("batch_signing", [True, False])
+def test_batch_signing_can_be_turned_off_for_older_peers(
+    tmp_path: Path, batch_signing: bool
+) -> None:
+    node = make_node(tmp_path, batch_signing=batch_signing)
+    try:
+        viewer = node.coalition.authenticate(Coalition(node).user("USA"))
+        drafts = [ReportDraft.model_validate(report_json(title=f"Laporan {i}")) for i in range(3)]
+        stored = node.collector.submit(viewer, drafts)
+        batched = [v.signature.startswith("batch1:") for v in stored]
+        assert batched == [batch_signing] * 3
+        assert all(verify_version(node.store, v).valid for v in stored)
+    finally:
+        node.close()

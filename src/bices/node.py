@@ -57,7 +57,8 @@ class Node:
         store = open_store(settings)
         bus = open_bus(settings)
         reader = Reader(store)
-        collector = Collector(store, bus, Limits(settings.max_batch, settings.max_attachment_bytes))
+        limits = Limits(settings.max_batch, settings.max_attachment_bytes, settings.batch_signing)
+        collector = Collector(store, bus, limits)
         rfis = RfiService(store, collector)
         federation = Federation(store, collector, settings.node_name)
         rfis.remote = federation.rfi_actions  # what is done to a peer's RFI is done there

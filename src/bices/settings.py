@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_batch: int = Field(default=1000, gt=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    batch_signing: bool = Field(
+        default=True,
+        description="sign a request's reports under one label with one signature (`batch1:`); "
+        "off while a peer node runs a version before batch signatures, which refuses them",
+    )
     log_format: str = Field(default="text", pattern="^(text|json)$",
                             description="`json`: one JSON object per log line")  # fmt: skip
     accession_quorum: str = "majority"

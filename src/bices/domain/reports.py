@@ -154,8 +154,9 @@ class ReportDraft(BaseModel):
     )
     signature: str | None = Field(
         default=None,
-        description="Optional Ed25519 signature (base64) by the originating member over the "
-        "canonical form of version 1; the node verifies it instead of signing.",
+        description="Optional Ed25519 signature by the originating member over the "
+        "canonical form of version 1 (base64, or a batch signature `batch1:…`); the node "
+        "verifies it instead of signing.",
     )
 
     @field_validator("language")

@@ -143,12 +143,8 @@ def _batch_verifies(public: Ed25519PublicKey, message: bytes, signature: str) ->
     index, size = int(parts[1]), int(parts[2])
     if size > _MAX_BATCH_SIZE:
         return False
-    try:
-        head = base64.b64decode(parts[3], validate=True)
-        joined = base64.b64decode(parts[4], validate=True)
-    except ValueError:
-        return False
-    if len(joined) % HASH_SIZE:
+    head, joined = _strict_b64(parts[3]), _strict_b64(parts[4])
+    if head is None or joined is None or len(joined) % HASH_SIZE:
         return False
     path = [joined[at : at + HASH_SIZE] for at in range(0, len(joined), HASH_SIZE)]
     root = root_from_path(leaf_hash(message), index, size, path)
@@ -159,8 +155,25 @@ def _batch_verifies(public: Ed25519PublicKey, message: bytes, signature: str) ->
 
 
 def _decimal(text: str) -> bool:
-    """A number written one way only: digits, no leading zero (so a signature has one text)."""
-    return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))
+    """A number written one way only (digits, no leading zero), of at most 10 digits: a
+    batch signature has one text, and a size is at most 2**32."""
+    return (
+        0 < len(text) <= 10
+        and text.isascii()
+        and text.isdigit()
+        and (text == "0" or not text.startswith("0"))
+    )
+
+
+def _strict_b64(text: str) -> bytes | None:
+    """The bytes of standard padded base64 written the one way `b64encode` writes them
+    (decoding alone ignores the unused bits before `=`, which would let a signature be
+    rewritten and still verify); None for anything else."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return raw if base64.b64encode(raw).decode() == text else None
 
 
 @lru_cache(maxsize=4096)

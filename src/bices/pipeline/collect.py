@@ -40,6 +40,7 @@ from bices.store.base import ReportWrite, Store
 class Limits:
     max_batch: int
     max_attachment_bytes: int
+    batch_signing: bool = True  # one signature over a request's reports under one label
 
 
 class Collector:
@@ -240,17 +241,22 @@ class Collector:
 
     def _sign(self, member: str, writes: Sequence[ReportWrite]) -> None:
         """Sign, with the member's key, every write that its author did not sign: one
-        signature over each label's reports (`sign_batch`). A batch is one label's, so that
-        whoever may see one of its reports may see all of them: a report's signature tells
-        how many were signed with it and the hashes of some of them."""
-        by_label: dict[Label, list[ReportWrite]] = {}
-        for write in writes:
-            if not write.version.signature:
+        signature over each label's reports (`sign_batch`), or, with batch signing off, one
+        each. A batch is one label's, so that whoever may see one of its reports may see all
+        of them: a report's signature tells how many were signed with it and the hashes of
+        some of them."""
+        unsigned = [write for write in writes if not write.version.signature]
+        if self.limits.batch_signing:
+            by_label: dict[Label, list[ReportWrite]] = {}
+            for write in unsigned:
                 by_label.setdefault(write.version.label, []).append(write)
-        for group in by_label.values():
-            contents = [write.version.signed_content() for write in group]
+            batches = list(by_label.values())
+        else:
+            batches = [[write] for write in unsigned]
+        for batch in batches:
+            contents = [write.version.signed_content() for write in batch]
             signatures = sign_batch(self._key(member), contents)
-            for write, signature in zip(group, signatures, strict=True):
+            for write, signature in zip(batch, signatures, strict=True):
                 write.version = copied(write.version, signature=signature)
 
     def _checked(self, member: str, content: object, signature: str, draft: ReportDraft) -> str:

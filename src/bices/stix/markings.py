@@ -53,23 +53,33 @@ _REPORT_SCHEMA = (
     "reliability A-F, credibility 1-6, grading such as 'B2': the Admiralty grading), "
     "reported_at and observed_at (timestamps), locations (list of objects: lat, lon, "
     "optional name), attachments (list of objects: sha256, name, media_type, size; the "
-    "content is an artifact object with that SHA-256), signature (base64 Ed25519 signature "
-    "of the originator over the canonical report content and label)."
+    "content is an artifact object with that SHA-256), signature (the originator's Ed25519 "
+    "signature over the canonical report content and label: base64, or, for a report signed "
+    "with others of its batch, 'batch1:' index, size, the signature of the batch's Merkle "
+    "tree head and the report's audit path, as the BICES README describes)."
 )
+_REPORT_SCHEMA_MODIFIED = "2026-11-26T00:00:00.000Z"  # the batch1 form of the signature
 
 
-def _definition(ext_id: str, name: str, description: str, schema: str) -> dict[str, Any]:
+def _definition(
+    ext_id: str,
+    name: str,
+    description: str,
+    schema: str,
+    modified: str = EPOCH,
+    version: str = "1.0",
+) -> dict[str, Any]:
     return {
         "type": "extension-definition",
         "spec_version": SPEC_VERSION,
         "id": ext_id,
         "created_by_ref": BICES_IDENTITY_ID,
         "created": EPOCH,
-        "modified": EPOCH,
+        "modified": modified,
         "name": name,
         "description": description,
         "schema": schema,
-        "version": "1.0",
+        "version": version,
         "extension_types": ["property-extension"],
     }
 
@@ -93,6 +103,8 @@ def report_extension_definition() -> dict[str, Any]:
         "The fields of a BICES report that STIX has no property for, kept so that a report "
         "exported from one node arrives on another exactly as signed.",
         _REPORT_SCHEMA,
+        modified=_REPORT_SCHEMA_MODIFIED,
+        version="1.1",
     )
 
 
