@@ -10,9 +10,9 @@ What requests allocate can still be a lot: each open stream holds ~200 tracked o
 (its coroutines, tasks, futures and their cells), so with 1,000 subscribers a walk of the
 oldest generation took 80–124 ms. At the default thresholds it came every ~4 s and stalled
 every stream it met: in `bench/stream.py` (1,000 subscribers, 20 reports/s), 9 of 600
-reports reached part of their subscribers ~120 ms late, and p99 was 103–151 ms in 8 runs.
-A settled process walks the oldest generation 10 times less often (after 100 collections
-of the middle one, not 10): p99 57 and 62 ms against 78 ms in alternating runs. Young
+reports reached part of their subscribers ~120 ms late, and p99 was 78–151 ms in 9 runs,
+above 100 ms in 8. A settled process walks the oldest generation 10 times less often (after
+100 collections of the middle one, not 10): p99 57, 60 and 62 ms. Young
 garbage is collected as before; cycles that outlive two collections wait longer (CPython
 also waits until a quarter more objects than the last walk found have reached that
 generation, and still does).
