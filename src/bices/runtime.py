@@ -12,9 +12,9 @@ oldest generation took 80–124 ms. At the default thresholds it came every ~4 s
 every stream it met: in `bench/stream.py` (1,000 subscribers, 20 reports/s), 9 of 600
 reports reached part of their subscribers ~120 ms late, and p99 was 78–151 ms in 9 runs,
 above 100 ms in 8. A settled process walks the oldest generation 10 times less often (after
-100 collections of the middle one, not 10): p99 57, 60 and 62 ms. Young
-garbage is collected as before; cycles that outlive two collections wait longer (CPython
-also waits until a quarter more objects than the last walk found have reached that
+100 collections of the middle one, not 10): p99 57, 60 and 62 ms. Young garbage is
+collected as before; cycles that outlive two collections wait longer for theirs (CPython
+also waits until a quarter more objects than the last walk found have reached the oldest
 generation, and still does).
 """
 

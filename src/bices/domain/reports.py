@@ -263,5 +263,5 @@ def iso(moment: datetime) -> str:
 
     Remembered: a stored version's times are written three to five times (signed content,
     rows, events), and a batch's versions share their `stored_at`. Equal datetimes are the
-    same instant, whose text this is whatever zone they were made in."""
+    same instant, so they share one text whatever zone they were made in."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
